@@ -1,0 +1,16 @@
+"""fastbp: fast backpropagation for multi-layer perceptrons, compiled with Numba."""
+__version__ = "0.1.0"
+
+from . import _kernels_path  # noqa: F401  (makes fastbp.kernels importable from a checkout)
+from . import kernels
+from .callbacks import Callback, EarlyStopping, History
+from .gradcheck import gradient_check
+from .io import load
+from .network import Network
+from .optimizers import SGD, Adam, Optimizer
+from .schedules import ConstantLR, CosineLR, ExponentialLR, Schedule, StepLR
+from .training import DivergenceError
+
+__all__ = ["Network", "load", "gradient_check", "SGD", "Adam", "Optimizer", "Schedule",
+           "ConstantLR", "StepLR", "ExponentialLR", "CosineLR", "History", "Callback",
+           "EarlyStopping", "DivergenceError", "kernels", "__version__"]

@@ -1,0 +1,96 @@
+"""CPU engine: owns the flat parameter vector and the workspaces, calls the compiled drivers.
+
+The CUDA engine (fastbp._engine_cuda) exposes the same methods, so Network never branches on
+the device. Everything crossing this interface is a host NumPy array.
+"""
+import numpy as np
+
+from .kernels.cpu import network as K
+
+
+class CPUEngine:
+    device = "cpu"
+
+    def __init__(self, sizes, codes, loss_code, dtype):
+        self.sizes = np.asarray(sizes, dtype=np.int64)
+        self.codes = np.asarray(codes, dtype=np.int64)
+        self.loss_code = int(loss_code)
+        self.dtype = np.dtype(dtype)
+        self.n_weights = int(K.n_weights(self.sizes))
+        self.n_params = self.n_weights + int(self.sizes[1:].sum())
+        self.params = np.zeros(self.n_params, dtype=self.dtype)
+        self._ws = {}
+        self._grads = None
+
+    # -- parameters ---------------------------------------------------------------------------
+    def get_params(self):
+        return self.params.copy()
+
+    def set_params(self, flat):
+        self.params[:] = flat
+
+    def params_to_host(self, out):
+        out[:] = self.params
+
+    def new_state(self, rows):
+        """Optimizer state (rows, n_params), zeros, in this engine's memory."""
+        return np.zeros((rows, self.n_params), dtype=self.dtype)
+
+    def state_to_host(self, state, out):
+        out[:] = state
+
+    def state_from_host(self, state, host):
+        state[:] = host
+
+    # -- workspaces -----------------------------------------------------------------------------
+    def _workspace(self, rows):
+        ws = self._ws.get(rows)
+        if ws is None:
+            s = self.sizes
+            ws = (np.empty(rows * int(s.sum()), self.dtype),
+                  np.empty(rows * int(s[1:].sum()), self.dtype),
+                  np.empty((2, rows * int(s[1:].max())), self.dtype),
+                  np.empty((rows, int(s[-1])), self.dtype))
+            self._ws = {rows: ws}  # keep one size only: memory stays bounded
+        return ws
+
+    # -- inference and gradients ----------------------------------------------------------------
+    def forward(self, X, rows=4096):
+        out = np.empty((X.shape[0], int(self.sizes[-1])), self.dtype)
+        A_buf, Z_buf, _, _ = self._workspace(min(rows, X.shape[0]))
+        K.predict_network(self.params, self.sizes, self.codes, X, out, A_buf, Z_buf)
+        return out
+
+    def loss_and_gradients(self, X, Y, with_grads=True):
+        """Mean loss over all rows and (optionally) its gradient, as one batch."""
+        n = X.shape[0]
+        A_buf, Z_buf, D_buf, _ = self._workspace(n)
+        L = len(self.sizes) - 1
+        K.act_view(A_buf, self.sizes, n, 0, n)[:] = X
+        K.forward_network(self.params, self.sizes, self.codes, n, n, A_buf, Z_buf)
+        loss = K.loss_sum(K.z_view(Z_buf, self.sizes, n, L, n), K.act_view(A_buf, self.sizes, n, L, n),
+                          Y, self.codes[-1], self.loss_code) / n
+        if not with_grads:
+            return loss, None
+        grads = np.empty(self.n_params, self.dtype)
+        K.backward_network(self.params, self.sizes, self.codes, self.loss_code, Y, n, n,
+                           A_buf, Z_buf, D_buf, grads)
+        return loss, grads
+
+    # -- training -------------------------------------------------------------------------------
+    def begin_fit(self, X, Y, batch_size):
+        self._X, self._Y = X, Y
+        self._batch = batch_size
+        self._fit_ws = self._workspace(min(batch_size, X.shape[0]))
+        if self._grads is None:
+            self._grads = np.empty(self.n_params, self.dtype)
+
+    def end_fit(self):
+        self._X = self._Y = None
+
+    def run_batches(self, order, first, last, opt_code, hyper, state, step):
+        """Batches [first, last) of the epoch given by ``order``; see train_batches."""
+        A_buf, Z_buf, D_buf, Y_buf = self._fit_ws
+        return K.train_batches(self._X, self._Y, order, self._batch, first, last, self.sizes,
+                               self.codes, self.loss_code, self.params, self._grads, state,
+                               opt_code, hyper, step, A_buf, Z_buf, D_buf, Y_buf)

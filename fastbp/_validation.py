@@ -1,0 +1,118 @@
+"""Input checking shared by every public entry point.
+
+Each check raises ValueError/TypeError naming the argument, what was expected and what was
+given, and converts accepted inputs (lists, integer arrays, Fortran-ordered or strided arrays)
+once, to C-contiguous arrays of the network's dtype.
+"""
+import math
+import numbers
+
+import numpy as np
+
+
+def _describe(a):
+    a = np.asarray(a) if not isinstance(a, np.ndarray) else a
+    return f"array of shape {a.shape} and dtype {a.dtype}"
+
+
+def check_choice(name, value, choices):
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {sorted(choices)}; got {value!r}")
+    return value
+
+
+def check_int(name, value, minimum=None):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer; got {value!r} ({type(value).__name__})")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}; got {value}")
+    return value
+
+
+def check_float(name, value, minimum=None, maximum=None, min_inclusive=True, max_inclusive=True):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number; got {value!r} ({type(value).__name__})")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite; got {value}")
+    if minimum is not None and (value < minimum or (value == minimum and not min_inclusive)):
+        op = ">=" if min_inclusive else ">"
+        raise ValueError(f"{name} must be {op} {minimum}; got {value}")
+    if maximum is not None and (value > maximum or (value == maximum and not max_inclusive)):
+        op = "<=" if max_inclusive else "<"
+        raise ValueError(f"{name} must be {op} {maximum}; got {value}")
+    return value
+
+
+def _numeric(name, a):
+    if isinstance(a, np.ndarray):
+        arr = a
+    else:
+        try:
+            arr = np.asarray(a)
+        except (ValueError, TypeError) as exc:  # ragged lists and the like
+            raise ValueError(f"{name} must be a rectangular numeric array; {exc}") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold numbers (bool, int or float); got {_describe(arr)}")
+    return arr
+
+
+def as_matrix(name, a, dtype, n_features=None):
+    """A 2-D finite float array of ``dtype``, C-contiguous, non-empty."""
+    arr = _numeric(name, a)
+    if arr.ndim != 2:
+        hint = " (use X.reshape(-1, 1) for a single feature)" if arr.ndim == 1 else ""
+        raise ValueError(f"{name} must be 2-D (n_samples, n_features); got {_describe(arr)}"
+                         f"{hint}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{name} must not be empty; got {_describe(arr)}")
+    if n_features is not None and arr.shape[1] != n_features:
+        raise ValueError(f"{name} must have {n_features} features (the network's input size); "
+                         f"got {arr.shape[1]}")
+    out = np.ascontiguousarray(arr, dtype=dtype)
+    if not np.isfinite(out).all():
+        raise ValueError(f"{name} contains NaN or Inf" + (" after conversion to " + str(dtype)
+                         if np.isfinite(arr).all() else ""))
+    return out
+
+
+def as_targets(name, y, loss, n_outputs, n_samples, dtype):
+    """Targets as an (n, K) float array of ``dtype`` for the network's loss.
+
+    cross_entropy: class labels (n,) in [0, K) or one-hot/probability rows (n, K).
+    binary_cross_entropy: 0/1 (or [0, 1]) values, (n,) when K == 1 or (n, K).
+    mse: floats, (n,) when K == 1 or (n, K).
+    """
+    arr = _numeric(name, y)
+    if arr.ndim == 0 or arr.ndim > 2:
+        raise ValueError(f"{name} must be 1-D or 2-D; got {_describe(arr)}")
+    if arr.shape[0] != n_samples:
+        raise ValueError(f"{name} must have one row per sample of X ({n_samples}); "
+                         f"got {arr.shape[0]}")
+    if not np.isfinite(arr.astype(np.float64, copy=False)).all():
+        raise ValueError(f"{name} contains NaN or Inf")
+    if loss == "cross_entropy" and arr.ndim == 1:
+        if arr.dtype.kind == "f" and not np.all(arr == np.round(arr)):
+            raise ValueError(f"{name} must hold integer class labels for cross_entropy; got "
+                             f"non-integer values such as {arr[arr != np.round(arr)][0]!r}")
+        labels = arr.astype(np.int64)
+        if labels.min() < 0 or labels.max() >= n_outputs:
+            raise ValueError(f"{name} labels must lie in [0, {n_outputs}) for a network with "
+                             f"{n_outputs} outputs; got min {labels.min()}, max {labels.max()}")
+        out = np.zeros((n_samples, n_outputs), dtype=dtype)
+        out[np.arange(n_samples), labels] = 1
+        return out
+    if arr.ndim == 1:
+        if n_outputs != 1:
+            raise ValueError(f"{name} must be 2-D (n_samples, {n_outputs}) for a network with "
+                             f"{n_outputs} outputs; got {_describe(arr)}")
+        arr = arr.reshape(-1, 1)
+    if arr.shape[1] != n_outputs:
+        raise ValueError(f"{name} must have {n_outputs} columns (the network's outputs); "
+                         f"got {arr.shape[1]}")
+    if loss in ("cross_entropy", "binary_cross_entropy"):
+        if arr.min() < 0 or arr.max() > 1:
+            raise ValueError(f"{name} must lie in [0, 1] for {loss}; got values in "
+                             f"[{arr.min()}, {arr.max()}]")
+    return np.ascontiguousarray(arr, dtype=dtype)

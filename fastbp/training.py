@@ -1,0 +1,221 @@
+"""The training loop around the compiled minibatch driver.
+
+Python runs once per *chunk* of minibatches, not per minibatch: a chunk is sized to take about
+``CHUNK_SECONDS`` so that progress, Ctrl-C and divergence checks stay responsive while the
+per-call overhead stays negligible.
+"""
+import math
+import time
+import warnings
+
+import numpy as np
+
+from ._validation import check_choice, check_int
+from .callbacks import Callback, EarlyStopping, History, ProgressBar
+from .network import _accuracy
+from .optimizers import make_optimizer
+
+CHUNK_SECONDS = 0.2
+
+
+class DivergenceError(FloatingPointError):
+    """The training loss became NaN or Inf. The network keeps its last finite parameters."""
+
+
+def fit(net, X, y, epochs=10, batch_size=32, optimizer="sgd", shuffle=True,
+        validation_data=None, progress=False, callbacks=None, early_stopping=None,
+        checkpoint=None, checkpoint_every=1, resume=False, on_divergence="raise"):
+    """Train ``net`` by minibatch backpropagation.
+
+    Parameters
+    ----------
+    net : Network
+        The network to train, in place.
+    X : array_like
+        Inputs (n_samples, n_features).
+    y : array_like
+        Targets: labels (n,) or one-hot (n, K) for cross_entropy, 0/1 for
+        binary_cross_entropy, floats (n,) or (n, K) for mse.
+    epochs : int
+        Epochs to run (>= 0). With ``resume=True``, the total to reach, counting epochs done.
+    batch_size : int
+        Rows per minibatch (>= 1); the last, smaller batch is used, not dropped.
+    optimizer : str or Optimizer
+        "sgd", "adam", or an instance of fastbp.SGD / fastbp.Adam. Passing the same instance
+        as the previous fit continues its state (momentum, Adam moments, step count).
+    shuffle : bool
+        Shuffle the samples each epoch (from the network's seeded generator).
+    validation_data : tuple or None
+        ``(X_val, y_val)``: val_loss (and val_accuracy for classification) per epoch.
+    progress : bool
+        Show a progress bar on stderr.
+    callbacks : list or None
+        Callback instances or callables ``f(net, record)``; a True return stops training.
+    early_stopping : EarlyStopping, int or None
+        Stop on a stalled val_loss (loss without validation data); an int is the patience.
+    checkpoint : str or path or None
+        Save the full training state here every ``checkpoint_every`` epochs and at the end.
+    checkpoint_every : int
+        Epochs between checkpoints (>= 1).
+    resume : bool
+        Continue the state of the network (e.g. ``fastbp.load(checkpoint)``): its optimizer,
+        optimizer state, schedule position and shuffling generator, up to ``epochs`` in all.
+    on_divergence : {"raise", "stop"}
+        When the loss turns NaN/Inf: raise DivergenceError, or warn and return. Either way
+        the network keeps its last finite parameters.
+
+    Returns
+    -------
+    History
+    """
+    epochs = check_int("epochs", epochs, 0)
+    batch_size = check_int("batch_size", batch_size, 1)
+    checkpoint_every = check_int("checkpoint_every", checkpoint_every, 1)
+    check_choice("on_divergence", on_divergence, ("raise", "stop"))
+    if not isinstance(shuffle, (bool, np.bool_)):
+        raise TypeError(f"shuffle must be a bool; got {shuffle!r}")
+    Xc = net._X(X)
+    Y = net._Y(y, Xc.shape[0])
+    val = None
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise ValueError("validation_data must be a tuple (X_val, y_val); got "
+                             f"{type(validation_data).__name__}")
+        Xv = net._X(validation_data[0], "validation_data[0]")
+        val = (Xv, net._Y(validation_data[1], Xv.shape[0], "validation_data[1]"))
+    cbs = _callbacks(callbacks, early_stopping)
+
+    with net._lock:
+        if resume:
+            if net.optimizer is None:
+                raise ValueError("resume=True needs a network with training state (from "
+                                 "fastbp.load of a checkpoint, or a previous fit)")
+            opt = net.optimizer
+        else:
+            opt = make_optimizer(optimizer)
+            if opt is not net.optimizer or net._opt_state is None:
+                net._opt_state = net._engine.new_state(opt.n_state)
+                net._opt_step[:] = 0
+            net.optimizer = opt
+            net.epochs_done = 0
+        return _train(net, Xc, Y, val, epochs, batch_size, opt, shuffle, progress, cbs,
+                      checkpoint, checkpoint_every, on_divergence)
+
+
+def _callbacks(callbacks, early_stopping):
+    cbs = []
+    for cb in callbacks or []:
+        if isinstance(cb, Callback):
+            cbs.append(cb)
+        elif callable(cb):
+            cbs.append(_FnCallback(cb))
+        else:
+            raise TypeError(f"callbacks must hold Callback instances or callables; got {cb!r}")
+    if early_stopping is not None and early_stopping is not False:
+        if isinstance(early_stopping, EarlyStopping):
+            cbs.append(early_stopping)
+        else:
+            cbs.append(EarlyStopping(patience=check_int("early_stopping", early_stopping, 1)))
+    return cbs
+
+
+class _FnCallback(Callback):
+    def __init__(self, fn):
+        self.fn = fn
+
+    def on_epoch_end(self, net, record):
+        return bool(self.fn(net, record))
+
+
+def _train(net, X, Y, val, epochs, batch_size, opt, shuffle, progress, cbs, checkpoint,
+           checkpoint_every, on_divergence):
+    engine = net._engine
+    n = X.shape[0]
+    n_batches = math.ceil(n / batch_size)
+    hist = History()
+    bar = ProgressBar(epochs, n_batches) if progress else None
+    # Snapshot buffers for divergence recovery, allocated once per fit.
+    snap_params = np.empty(engine.n_params, dtype=net.dtype)
+    snap_state = np.empty((net._opt_state.shape[0], engine.n_params), dtype=net.dtype)
+    engine.begin_fit(X, Y, batch_size)
+    for cb in cbs:
+        cb.on_fit_begin(net)
+    per_batch = None  # measured seconds per batch, sizes the chunks
+    try:
+        while net.epochs_done < epochs:
+            epoch = net.epochs_done
+            t0 = time.perf_counter()
+            rng_state = net._rng.bit_generator.state
+            order = (net._rng.permutation(n) if shuffle else np.arange(n)).astype(np.int64)
+            hyper = opt.hyper(epoch, epochs)
+            loss_total, done = 0.0, 0
+            while done < n_batches:
+                chunk = 1 if per_batch is None else max(1, int(CHUNK_SECONDS / per_batch))
+                last = min(n_batches, done + chunk)
+                _snapshot(net, snap_params, snap_state)
+                tc = time.perf_counter()
+                loss_sum, ran, status = engine.run_batches(order, done, last, opt.code, hyper,
+                                                           net._opt_state, net._opt_step)
+                if ran:
+                    per_batch = (time.perf_counter() - tc) / ran
+                loss_total += loss_sum
+                done += ran
+                if status != 0:
+                    net._rng.bit_generator.state = rng_state
+                    return _diverged(net, hist, snap_params, snap_state, epoch, done,
+                                     on_divergence)
+                if bar:
+                    bar.update(epoch, done, loss_total / min(n, done * batch_size))
+            seconds = time.perf_counter() - t0
+            record = {"epoch": epoch, "loss": loss_total / n, "lr": hyper[0],
+                      "seconds": seconds, "samples_per_s": n / seconds if seconds else math.inf}
+            if net.loss_name != "mse":
+                record["accuracy"] = None  # filled below only on request: costs a pass
+            if val is not None:
+                vloss, _ = engine.loss_and_gradients(val[0], val[1], False)
+                record["val_loss"] = float(vloss)
+                record["val_accuracy"] = _accuracy(net.loss_name, engine.forward(val[0]), val[1])
+            record = {k: v for k, v in record.items() if v is not None}
+            net.epochs_done = epoch + 1
+            hist.append(record)
+            if bar:
+                bar.end_epoch(record)
+            stop = any([cb.on_epoch_end(net, record) for cb in cbs])
+            if checkpoint is not None and (net.epochs_done % checkpoint_every == 0
+                                           or net.epochs_done == epochs or stop):
+                net.save(checkpoint)
+            if stop:
+                hist.stopped_early = True
+                break
+    finally:
+        engine.end_fit()
+    for cb in cbs:
+        cb.on_fit_end(net)
+    return hist
+
+
+def _snapshot(net, snap_params, snap_state):
+    net._engine.params_to_host(snap_params)
+    if snap_state.shape[0]:
+        net._engine.state_to_host(net._opt_state, snap_state)
+    net._snap_step = int(net._opt_step[0])
+
+
+def _diverged(net, hist, snap_params, snap_state, epoch, done, on_divergence):
+    params = net._engine.get_params()
+    if not np.isfinite(params).all():
+        # The last update produced non-finite values: go back to the chunk's start.
+        net._engine.set_params(snap_params)
+        if snap_state.shape[0]:
+            net._engine.state_from_host(net._opt_state, snap_state)
+        net._opt_step[0] = net._snap_step
+    msg = (f"training diverged: the loss became NaN or Inf in epoch {epoch + 1}, batch "
+           f"{done + 1}; the network keeps its last finite parameters. Lower the learning rate "
+           f"(lr={net.optimizer.lr}) or scale the inputs.")
+    hist.diverged = True
+    if on_divergence == "raise":
+        err = DivergenceError(msg)
+        err.history = hist
+        raise err
+    warnings.warn(msg, RuntimeWarning, stacklevel=3)
+    return hist

@@ -1,0 +1,91 @@
+"""Backward kernels: loss value, output error, and the Hadamard delta recursion."""
+import math
+
+import numpy as np
+from numba import njit
+
+from ..activations import BINARY_CROSS_ENTROPY, CROSS_ENTROPY, MSE, SIGMOID, SOFTMAX
+from .activation import mul_activation_grad
+
+
+@njit(cache=True)
+def loss_sum(Z, A, Y, out_code, loss_code):
+    """Sum over the rows of the per-sample loss (divide by n for the mean). Returns float64.
+
+    mse: per sample ``sum_j (a_j - y_j)**2 / (2 K)`` (so the mean over rows is
+    ``((A - Y)**2).mean() / 2``). binary_cross_entropy (sigmoid output) and cross_entropy
+    (softmax output) are computed from the logits Z in log-space, so they stay finite for any
+    finite Z: ``max(z, 0) - z y + log1p(exp(-|z|))`` and ``sum_j y_j (logsumexp(z) - z_j)``.
+    """
+    n, K = A.shape
+    total = 0.0
+    if loss_code == MSE:
+        for i in range(n):
+            for j in range(K):
+                d = float(A[i, j]) - float(Y[i, j])
+                total += d * d
+        return total / (2.0 * K)
+    if loss_code == BINARY_CROSS_ENTROPY:
+        for i in range(n):
+            for j in range(K):
+                z = float(Z[i, j])
+                total += max(z, 0.0) - z * Y[i, j] + math.log1p(math.exp(-abs(z)))
+        return total
+    if loss_code == CROSS_ENTROPY:
+        for i in range(n):
+            zmax = -math.inf
+            for j in range(K):
+                zmax = max(zmax, float(Z[i, j]))
+            s = 0.0
+            for j in range(K):
+                s += math.exp(Z[i, j] - zmax)
+            lse = zmax + math.log(s)
+            for j in range(K):
+                if Y[i, j] != 0:
+                    total += Y[i, j] * (lse - Z[i, j])
+        return total
+    raise ValueError("loss_sum: unknown loss code")
+
+
+@njit(cache=True)
+def output_delta(Z, A, Y, out_code, loss_code, scale, delta):
+    """Output error ``delta = dC/dZ`` of the last layer, for a mean loss with factor ``scale``.
+
+    For softmax + cross_entropy and sigmoid + binary_cross_entropy, ``delta = (A - Y) * scale``.
+    For mse, ``delta = (A - Y) * scale ⊙ f'(Z)`` (through the Jacobian for softmax). Use
+    ``scale = 1/n`` for the cross-entropies and ``1/(n*K)`` for mse over n rows, K outputs.
+    Z, A, Y, delta: (n, K) C-contiguous, one dtype; overwrites delta only.
+    """
+    n, K = A.shape
+    for i in range(n):
+        for j in range(K):
+            delta[i, j] = (A[i, j] - Y[i, j]) * scale
+    if loss_code == MSE:
+        if out_code == SOFTMAX:
+            for i in range(n):
+                s = 0.0
+                for j in range(K):
+                    s += delta[i, j] * A[i, j]
+                for j in range(K):
+                    delta[i, j] = A[i, j] * (delta[i, j] - s)
+        else:
+            for i in range(n):
+                mul_activation_grad(Z[i], A[i], out_code, delta[i])
+    elif not ((loss_code == CROSS_ENTROPY and out_code == SOFTMAX)
+              or (loss_code == BINARY_CROSS_ENTROPY and out_code == SIGMOID)):
+        raise ValueError("output_delta: cross_entropy needs softmax, "
+                         "binary_cross_entropy needs sigmoid")
+
+
+@njit(cache=True)
+def hidden_delta(delta_next, W_next, Z, A, code, delta):
+    """Delta recursion ``delta = (delta_next @ W_next.T) ⊙ f'(Z)`` for a hidden layer.
+
+    delta_next (n, n_next), W_next (n_hidden, n_next), Z, A, delta (n, n_hidden): one dtype,
+    C-contiguous; ``code`` is the layer's (elementwise) activation. Overwrites delta only.
+    """
+    if delta.shape[0] == 0:
+        return
+    np.dot(delta_next, W_next.T, delta)
+    for i in range(delta.shape[0]):
+        mul_activation_grad(Z[i], A[i], code, delta[i])

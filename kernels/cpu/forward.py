@@ -1,0 +1,20 @@
+"""Forward kernel: affine transform with bias and activation fused."""
+import numpy as np
+from numba import njit
+
+from .activation import bias_activation
+
+
+@njit(cache=True)
+def forward(A_prev, W, b, code, Z, A):
+    """One layer forward: ``Z = A_prev @ W + b``, ``A = f(Z)``.
+
+    A_prev (n, n_in), W (n_in, n_out), b (n_out,), Z and A (n, n_out): one float dtype,
+    C-contiguous, Z and A not overlapping A_prev or W. ``code`` is an activation code from
+    ``kernels.activations`` (softmax is row-wise). Overwrites Z and A; allocates nothing.
+    The matrix product runs in BLAS (``np.dot`` with ``out``), so BLAS owns the threads.
+    """
+    if Z.shape[0] == 0:
+        return
+    np.dot(A_prev, W, Z)
+    bias_activation(Z, b, code, A)

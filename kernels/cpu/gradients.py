@@ -1,0 +1,21 @@
+"""Weight and bias gradients of one layer."""
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def weight_gradients(A_prev, delta, dW, db):
+    """``dW = A_prev.T @ delta`` (the batch's outer products summed) and ``db = delta.sum(0)``.
+
+    A_prev (n, n_in), delta (n, n_out), dW (n_in, n_out), db (n_out,): one dtype, C-contiguous.
+    Overwrites dW and db. The bias sum runs over rows in order, so it is deterministic.
+    """
+    n, m = delta.shape
+    db[:] = 0
+    if n == 0:
+        dW[:] = 0
+        return
+    np.dot(A_prev.T, delta, dW)
+    for i in range(n):
+        for j in range(m):
+            db[j] += delta[i, j]

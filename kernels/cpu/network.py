@@ -1,0 +1,181 @@
+"""Whole-network drivers: forward/backward over all layers and a compiled minibatch loop.
+
+Layout contract (shared with the Python engine that allocates the buffers):
+
+* ``sizes`` int64 (L+1,): layer widths, input first. ``codes`` int64 (L,): activation code of
+  each layer, the last being the output activation.
+* ``params`` 1-D: every ``W_l`` (row-major, shape ``(sizes[l], sizes[l+1])``) in layer order,
+  then every ``b_l``. ``grads`` has the same layout.
+* Workspaces for ``B`` rows: ``A_buf`` of ``B * sum(sizes)`` (A_0 = the batch's inputs first),
+  ``Z_buf`` of ``B * sum(sizes[1:])``, ``D_buf`` (2, ``B * max(sizes[1:])``) for deltas.
+
+The loops are serial: the matrix products inside run in BLAS, and BLAS owns the threads, so
+two thread pools never spin against each other (see DEVELOPERS.md for the measured trap).
+"""
+import math
+
+from numba import njit
+
+from ..activations import ADAM, MSE, SGD
+from .backward import hidden_delta, loss_sum, output_delta
+from .forward import forward
+from .gradients import weight_gradients
+from .updates import adam_range, sgd_range
+
+# hyper-parameter slots of the float64 ``hyper`` array the training driver takes
+LR, MOMENTUM, NESTEROV, WEIGHT_DECAY, BIAS_DECAY, BETA1, BETA2, EPS, DECOUPLED = range(9)
+N_HYPER = 9
+
+
+@njit(cache=True)
+def n_weights(sizes):
+    total = 0
+    for l in range(sizes.shape[0] - 1):
+        total += sizes[l] * sizes[l + 1]
+    return total
+
+
+@njit(cache=True)
+def weight_view(params, sizes, l):
+    """W of layer l (0-based) as an (sizes[l], sizes[l+1]) view of the flat vector."""
+    off = 0
+    for k in range(l):
+        off += sizes[k] * sizes[k + 1]
+    return params[off:off + sizes[l] * sizes[l + 1]].reshape((sizes[l], sizes[l + 1]))
+
+
+@njit(cache=True)
+def bias_view(params, sizes, l):
+    off = n_weights(sizes)
+    for k in range(l):
+        off += sizes[k + 1]
+    return params[off:off + sizes[l + 1]]
+
+
+@njit(cache=True)
+def act_view(A_buf, sizes, rows, l, m):
+    """A_l (l = 0 is the input) for m rows, in a workspace laid out for ``rows`` rows."""
+    off = 0
+    for k in range(l):
+        off += rows * sizes[k]
+    return A_buf[off:off + m * sizes[l]].reshape((m, sizes[l]))
+
+
+@njit(cache=True)
+def z_view(Z_buf, sizes, rows, l, m):
+    """Z_l (l >= 1) for m rows."""
+    off = 0
+    for k in range(1, l):
+        off += rows * sizes[k]
+    return Z_buf[off:off + m * sizes[l]].reshape((m, sizes[l]))
+
+
+@njit(cache=True)
+def forward_network(params, sizes, codes, m, rows, A_buf, Z_buf):
+    """Forward through every layer for the m rows already in A_0; fills every Z_l and A_l."""
+    for l in range(sizes.shape[0] - 1):
+        forward(act_view(A_buf, sizes, rows, l, m), weight_view(params, sizes, l),
+                bias_view(params, sizes, l), codes[l],
+                z_view(Z_buf, sizes, rows, l + 1, m), act_view(A_buf, sizes, rows, l + 1, m))
+
+
+@njit(cache=True)
+def backward_network(params, sizes, codes, loss_code, Y, m, rows, A_buf, Z_buf, D_buf, grads):
+    """Mean-loss gradients of the m-row batch (after forward_network) into ``grads``."""
+    L = sizes.shape[0] - 1
+    K = sizes[L]
+    scale = 1.0 / (m * K) if loss_code == MSE else 1.0 / m
+    delta = D_buf[0, :m * K].reshape((m, K))
+    output_delta(z_view(Z_buf, sizes, rows, L, m), act_view(A_buf, sizes, rows, L, m), Y,
+                 codes[L - 1], loss_code, scale, delta)
+    for l in range(L - 1, -1, -1):
+        weight_gradients(act_view(A_buf, sizes, rows, l, m), delta,
+                         weight_view(grads, sizes, l), bias_view(grads, sizes, l))
+        if l > 0:
+            prev = D_buf[(L - l) % 2, :m * sizes[l]].reshape((m, sizes[l]))
+            hidden_delta(delta, weight_view(params, sizes, l), z_view(Z_buf, sizes, rows, l, m),
+                         act_view(A_buf, sizes, rows, l, m), codes[l - 1], prev)
+            delta = prev
+
+
+@njit(cache=True)
+def apply_update(params, grads, state, opt, hyper, step, nw):
+    """One optimizer step on the flat vector. The first ``nw`` entries (the weights) take
+    ``hyper[WEIGHT_DECAY]``; the biases take it times ``hyper[BIAS_DECAY]`` (1 as in PyTorch,
+    0 for scikit-learn's L2 penalty on weights only). ``step`` int64 (1,): Adam's count."""
+    n = params.shape[0]
+    lr = hyper[LR]
+    wd = hyper[WEIGHT_DECAY]
+    wd_b = wd * hyper[BIAS_DECAY]
+    if opt == SGD:
+        mom = hyper[MOMENTUM]
+        vel = state[0] if mom != 0.0 else grads  # velocity unused without momentum
+        nest = hyper[NESTEROV] != 0.0
+        sgd_range(params, grads, vel, lr, mom, nest, wd, 0, nw)
+        sgd_range(params, grads, vel, lr, mom, nest, wd_b, nw, n)
+    elif opt == ADAM:
+        step[0] += 1
+        t = step[0]
+        b1, b2, eps = hyper[BETA1], hyper[BETA2], hyper[EPS]
+        dec = hyper[DECOUPLED] != 0.0
+        adam_range(params, grads, state[0], state[1], t, lr, b1, b2, eps, wd, dec, 0, nw)
+        adam_range(params, grads, state[0], state[1], t, lr, b1, b2, eps, wd_b, dec, nw, n)
+    else:
+        raise ValueError("apply_update: unknown optimizer code")
+
+
+@njit(cache=True)
+def train_batches(X, Y, order, batch_size, first, last, sizes, codes, loss_code, params, grads,
+                  state, opt, hyper, step, A_buf, Z_buf, D_buf, Y_buf):
+    """Minibatches ``first .. last-1`` of one epoch, each: gather, forward, loss, backward, update.
+
+    X (n, sizes[0]) and Y (n, K) float, ``order`` int64 (n,) the epoch's sample order; batch
+    b holds ``order[b*batch_size : (b+1)*batch_size]`` (the last may be smaller). ``state``
+    (k, n_params): velocity (SGD with momentum) or first and second moments (Adam). ``step``
+    int64 (2,): [Adam's step count, number of weights]. ``Y_buf`` (rows, K).
+    Returns (sum of per-sample losses, batches completed, status): status 0 = all done,
+    1 = a batch's loss was not finite, so that batch made no update.
+    """
+    n = order.shape[0]
+    L = sizes.shape[0] - 1
+    rows = Y_buf.shape[0]
+    nw = n_weights(sizes)
+    total = 0.0
+    for b in range(first, last):
+        r0 = b * batch_size
+        m = min(n, r0 + batch_size) - r0
+        A0 = act_view(A_buf, sizes, rows, 0, m)
+        Yb = Y_buf[:m]
+        for r in range(m):
+            A0[r, :] = X[order[r0 + r]]
+            Yb[r, :] = Y[order[r0 + r]]
+        forward_network(params, sizes, codes, m, rows, A_buf, Z_buf)
+        batch_loss = loss_sum(z_view(Z_buf, sizes, rows, L, m), act_view(A_buf, sizes, rows, L, m),
+                              Yb, codes[L - 1], loss_code)
+        if not math.isfinite(batch_loss):
+            return total, b - first, 1
+        total += batch_loss
+        backward_network(params, sizes, codes, loss_code, Yb, m, rows, A_buf, Z_buf, D_buf, grads)
+        apply_update(params, grads, state, opt, hyper, step, nw)
+    return total, last - first, 0
+
+
+@njit(cache=True)
+def predict_network(params, sizes, codes, X, out, A_buf, Z_buf):
+    """Output activations of every row of X into ``out`` (n, K), ``rows`` rows at a time."""
+    n = X.shape[0]
+    L = sizes.shape[0] - 1
+    rows = A_buf.shape[0] // _sum(sizes)
+    for r0 in range(0, n, rows):
+        m = min(n, r0 + rows) - r0
+        act_view(A_buf, sizes, rows, 0, m)[:, :] = X[r0:r0 + m]
+        forward_network(params, sizes, codes, m, rows, A_buf, Z_buf)
+        out[r0:r0 + m] = act_view(A_buf, sizes, rows, L, m)
+
+
+@njit(cache=True)
+def _sum(sizes):
+    s = 0
+    for k in range(sizes.shape[0]):
+        s += sizes[k]
+    return s

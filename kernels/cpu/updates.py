@@ -1,0 +1,80 @@
+"""In-place optimizer updates with PyTorch's formulas (torch.optim.SGD, Adam, AdamW).
+
+The ``*_range`` kernels are serial and update ``[start, stop)``; the training driver calls
+them directly because BLAS owns the threads there. ``sgd_update``/``adam_update`` are the
+standalone versions: ``parallel=True``, each thread takes its own contiguous chunk.
+"""
+import math
+
+import numpy as np
+from numba import njit, prange
+
+_CHUNK = 1 << 16  # below this a thread pool costs more than it saves
+
+
+@njit(cache=True)
+def sgd_range(param, grad, velocity, lr, momentum, nesterov, weight_decay, start, stop):
+    """torch.optim.SGD (dampening 0) on ``param[start:stop]``.
+
+    g = grad + weight_decay * p; with momentum: v = momentum * v + g, then g = v, or
+    g = g + momentum * v when nesterov; finally p -= lr * g. ``velocity`` is ignored when
+    momentum is 0 (any array then). A velocity of zeros reproduces torch's first step.
+    """
+    if momentum == 0.0:
+        for k in range(start, stop):
+            g = grad[k] + weight_decay * param[k]
+            param[k] -= lr * g
+    elif nesterov:
+        for k in range(start, stop):
+            g = grad[k] + weight_decay * param[k]
+            v = momentum * velocity[k] + g
+            velocity[k] = v
+            param[k] -= lr * (g + momentum * v)
+    else:
+        for k in range(start, stop):
+            g = grad[k] + weight_decay * param[k]
+            v = momentum * velocity[k] + g
+            velocity[k] = v
+            param[k] -= lr * v
+
+
+@njit(cache=True)
+def adam_range(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled,
+               start, stop):
+    """torch.optim.Adam (``decoupled=False``) or AdamW (``decoupled=True``) on [start, stop).
+
+    ``step`` is this update's 1-based count (bias corrections ``1 - beta**step``).
+    """
+    bc1 = 1.0 - beta1 ** step
+    bc2_sqrt = math.sqrt(1.0 - beta2 ** step)
+    step_size = lr / bc1
+    shrink = 1.0 - lr * weight_decay if decoupled else 1.0
+    l2 = 0.0 if decoupled else weight_decay
+    for k in range(start, stop):
+        p = param[k] * shrink
+        g = grad[k] + l2 * param[k]
+        mk = beta1 * m[k] + (1.0 - beta1) * g
+        vk = beta2 * v[k] + (1.0 - beta2) * g * g
+        m[k] = mk
+        v[k] = vk
+        param[k] = p - step_size * mk / (math.sqrt(vk) / bc2_sqrt + eps)
+
+
+@njit(cache=True, parallel=True)
+def sgd_update(param, grad, velocity, lr, momentum, nesterov, weight_decay):
+    """In-place SGD step on 1-D arrays (pass ``W.reshape(-1)`` for a matrix); see sgd_range."""
+    n = param.shape[0]
+    nchunks = (n + _CHUNK - 1) // _CHUNK
+    for c in prange(nchunks):
+        sgd_range(param, grad, velocity, lr, momentum, nesterov, weight_decay,
+                  c * _CHUNK, min(n, (c + 1) * _CHUNK))
+
+
+@njit(cache=True, parallel=True)
+def adam_update(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled):
+    """In-place Adam/AdamW step on 1-D arrays; see adam_range."""
+    n = param.shape[0]
+    nchunks = (n + _CHUNK - 1) // _CHUNK
+    for c in prange(nchunks):
+        adam_range(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled,
+                   c * _CHUNK, min(n, (c + 1) * _CHUNK))
