@@ -4,8 +4,12 @@ import numpy as np
 from ._validation import check_float, check_int
 
 
-def gradient_check(net, X, y, eps=1e-6, max_params=None, seed=0, return_arrays=False):
+def gradient_check(net, X, y, eps=1e-5, max_params=None, seed=0, return_arrays=False):
     """Largest relative error between backprop gradients and central differences.
+
+    The numeric gradient is the 4th-order central difference
+    ``(-L(p+2h) + 8 L(p+h) - 8 L(p-h) + L(p-2h)) / (12 h)`` of the mean loss, whose
+    truncation error (~h^4) and round-off (~1e-16 L / h) both stay far below 1e-6.
 
     The check runs on a float64 CPU copy of ``net`` (so float32 networks are checked in
     exact arithmetic of the same model). Each parameter's error is
@@ -20,7 +24,7 @@ def gradient_check(net, X, y, eps=1e-6, max_params=None, seed=0, return_arrays=F
     X, y : array_like
         Data for the mean loss.
     eps : float
-        Finite-difference step (> 0).
+        Finite-difference step h (> 0).
     max_params : int or None
         Check a random subset of this many parameters (all when None).
     seed : int
@@ -51,12 +55,12 @@ def gradient_check(net, X, y, eps=1e-6, max_params=None, seed=0, return_arrays=F
     numeric = np.empty(len(idx))
     for k, i in enumerate(idx):
         old = p[i]
-        p[i] = old + eps
-        up = engine.loss_and_gradients(Xc, Y, False)[0]
-        p[i] = old - eps
-        down = engine.loss_and_gradients(Xc, Y, False)[0]
+        f = []
+        for step in (2 * eps, eps, -eps, -2 * eps):
+            p[i] = old + step
+            f.append(engine.loss_and_gradients(Xc, Y, False)[0])
         p[i] = old
-        numeric[k] = (up - down) / (2 * eps)
+        numeric[k] = (-f[0] + 8 * f[1] - 8 * f[2] + f[3]) / (12 * eps)
     analytic = backprop[idx]
     scale = np.maximum.reduce([np.abs(numeric), np.abs(analytic),
                                np.full(len(idx), 1e-3 * np.abs(backprop).max()),

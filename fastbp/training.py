@@ -180,12 +180,14 @@ def _train(net, X, Y, val, epochs, batch_size, opt, shuffle, progress, cbs, chec
             hist.append(record)
             if bar:
                 bar.end_epoch(record)
-            stop = any([cb.on_epoch_end(net, record) for cb in cbs])
+            # Checkpoint before callbacks run: a callback that raises cannot lose the epoch.
             if checkpoint is not None and (net.epochs_done % checkpoint_every == 0
-                                           or net.epochs_done == epochs or stop):
+                                           or net.epochs_done == epochs):
                 net.save(checkpoint)
-            if stop:
+            if any([cb.on_epoch_end(net, record) for cb in cbs]):
                 hist.stopped_early = True
+                if checkpoint is not None:
+                    net.save(checkpoint)
                 break
     finally:
         engine.end_fit()

@@ -1,0 +1,196 @@
+"""Every CPU kernel against the float64 NumPy reference, on odd shapes, both dtypes."""
+import numpy as np
+import pytest
+from numba import njit
+
+import fastbp.kernels as K
+from fastbp.kernels.activations import ACTIVATION_CODES, LOSS_CODES, LOSS_OUTPUTS
+
+import reference as R
+
+SHAPES = [(1, 1, 1), (1, 5, 3), (7, 1, 4), (5, 6, 1), (13, 17, 11), (32, 64, 10)]
+DTYPES = [np.float64, np.float32]
+TOL = {np.float64: 1e-10, np.float32: 2e-5}
+
+
+def rand(rng, *shape, dtype=np.float64, scale=1.0):
+    return (rng.standard_normal(shape) * scale).astype(dtype)
+
+
+def close(got, want, dtype, scale=1.0):
+    np.testing.assert_allclose(got, want, rtol=TOL[dtype] * 10, atol=TOL[dtype] * 10 * scale)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("act", list(ACTIVATION_CODES))
+def test_forward(act, shape, dtype):
+    n, n_in, n_out = shape
+    rng = np.random.default_rng(hash((act, shape)) % 2**32)
+    A_prev, W, b = rand(rng, n, n_in, dtype=dtype), rand(rng, n_in, n_out, dtype=dtype), \
+        rand(rng, n_out, dtype=dtype)
+    Z = np.full((n, n_out), np.nan, dtype)
+    A = np.full((n, n_out), np.nan, dtype)
+    K.forward(A_prev, W, b, ACTIVATION_CODES[act], Z, A)
+    Zr = A_prev.astype(np.float64) @ W.astype(np.float64) + b
+    close(Z, Zr, dtype, np.abs(Zr).max())
+    close(A, R.ACT[act](Zr), dtype, max(1.0, np.abs(Zr).max()))
+
+
+def _pairings():
+    return [(out, loss) for loss, outs in LOSS_OUTPUTS.items() for out in outs]
+
+
+def _targets(rng, loss, n, k):
+    if loss == "cross_entropy":
+        return R.onehot(rng.integers(0, k, n), k)
+    if loss == "binary_cross_entropy":
+        return rng.integers(0, 2, (n, k)).astype(float)
+    return rng.standard_normal((n, k))
+
+
+def _ref_delta(out, loss, Z, Y):
+    """dC/dZ of the mean loss, from the reference loss by central differences per entry."""
+    D = np.zeros_like(Z)
+    h = 1e-6
+    for idx in np.ndindex(*Z.shape):
+        Zp, Zm = Z.copy(), Z.copy()
+        Zp[idx] += h
+        Zm[idx] -= h
+        D[idx] = (R.loss(loss, R.ACT[out](Zp), Y) - R.loss(loss, R.ACT[out](Zm), Y)) / (2 * h)
+    return D
+
+
+@pytest.mark.parametrize("out,loss", _pairings())
+@pytest.mark.parametrize("shape", [(1, 1), (1, 3), (6, 1), (9, 5)])
+def test_output_delta_and_loss(out, loss, shape):
+    if out == "softmax" and shape[1] == 1:
+        shape = (shape[0], 2)
+    n, k = shape
+    rng = np.random.default_rng(k * 31 + n)
+    Z = rng.standard_normal((n, k))
+    A = R.ACT[out](Z)
+    Y = _targets(rng, loss, n, k)
+    code, lc = ACTIVATION_CODES[out], LOSS_CODES[loss]
+    scale = 1.0 / (n * k) if loss == "mse" else 1.0 / n
+    delta = np.full_like(Z, np.nan)
+    K.output_delta(Z, A, Y, code, lc, scale, delta)
+    np.testing.assert_allclose(delta, _ref_delta(out, loss, Z, Y), rtol=1e-6, atol=1e-9)
+    got = K.loss_sum(Z, A, Y, code, lc) / n
+    np.testing.assert_allclose(got, R.loss(loss, A, Y), rtol=1e-12)
+
+
+def test_output_delta_rejects_unfit_pairing():
+    Z = np.zeros((2, 3))
+    with pytest.raises(ValueError, match="cross_entropy needs softmax"):
+        K.output_delta(Z, Z, Z, ACTIVATION_CODES["relu"], LOSS_CODES["cross_entropy"], 0.5,
+                       np.empty_like(Z))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("act", [a for a in ACTIVATION_CODES if a != "softmax"])
+def test_hidden_delta(act, shape, dtype):
+    n, n_hidden, n_next = shape
+    rng = np.random.default_rng(n * 1000 + n_hidden * 10 + n_next)
+    Dn, W = rand(rng, n, n_next, dtype=dtype), rand(rng, n_hidden, n_next, dtype=dtype)
+    Z = rand(rng, n, n_hidden, dtype=dtype)
+    Z[np.abs(Z) < 1e-3] = 0.5  # keep finite differences away from kinks
+    A = R.ACT[act](Z.astype(np.float64)).astype(dtype)
+    delta = np.full((n, n_hidden), np.nan, dtype)
+    K.hidden_delta(Dn, W, Z, A, ACTIVATION_CODES[act], delta)
+    want = (Dn.astype(np.float64) @ W.astype(np.float64).T) * R.act_grad(act, Z.astype(np.float64))
+    np.testing.assert_allclose(delta, want, rtol=max(TOL[dtype] * 10, 1e-7),
+                               atol=max(TOL[dtype] * 10, 1e-7) * np.abs(want).max())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_weight_gradients(shape, dtype):
+    n, n_in, n_out = shape
+    rng = np.random.default_rng(n + n_in + n_out)
+    A_prev, D = rand(rng, n, n_in, dtype=dtype), rand(rng, n, n_out, dtype=dtype)
+    dW = np.full((n_in, n_out), np.nan, dtype)
+    db = np.full(n_out, np.nan, dtype)
+    K.weight_gradients(A_prev, D, dW, db)
+    A64, D64 = A_prev.astype(np.float64), D.astype(np.float64)
+    want = sum(np.outer(A64[i], D64[i]) for i in range(n))  # the batch's outer products
+    close(dW, want, dtype, np.abs(want).max())
+    close(db, D64.sum(0), dtype, np.abs(D64).sum())
+
+
+# sizes below and above the parallel chunk (65536), odd on purpose
+@pytest.mark.parametrize("size", [1, 7, 65536 + 1001])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("momentum,nesterov,wd", [(0.0, False, 0.0), (0.9, False, 0.01),
+                                                  (0.8, True, 0.0), (0.5, True, 0.1)])
+def test_sgd_update(size, dtype, momentum, nesterov, wd):
+    rng = np.random.default_rng(size)
+    p = rand(rng, size, dtype=dtype)
+    v = np.zeros(size, dtype)
+    pr, vr = p.astype(np.float64), np.zeros(size)
+    for _ in range(3):
+        g = rand(rng, size, dtype=dtype)
+        K.sgd_update(p, g, v, 0.05, momentum, nesterov, wd)
+        pr, vr = R.sgd(pr, g.astype(np.float64), vr, 0.05, momentum, nesterov, wd)
+    close(p, pr, dtype, 1.0)
+    if momentum:
+        close(v, vr, dtype, 1.0)
+
+
+@pytest.mark.parametrize("size", [1, 9, 65536 + 3])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("wd,decoupled", [(0.0, False), (0.05, False), (0.05, True)])
+def test_adam_update(size, dtype, wd, decoupled):
+    rng = np.random.default_rng(size + 5)
+    p = rand(rng, size, dtype=dtype)
+    m, v = np.zeros(size, dtype), np.zeros(size, dtype)
+    pr, mr, vr = p.astype(np.float64), np.zeros(size), np.zeros(size)
+    for t in range(1, 5):
+        g = rand(rng, size, dtype=dtype)
+        K.adam_update(p, g, m, v, t, 0.01, 0.9, 0.999, 1e-8, wd, decoupled)
+        pr, mr, vr = R.adam(pr, g.astype(np.float64), mr, vr, t, 0.01, wd=wd,
+                            decoupled=decoupled)
+    close(p, pr, dtype, 1.0)
+    close(m, mr, dtype, 1.0)
+    close(v, vr, dtype, 1.0)
+
+
+# --- the kernels reused from a user's own @njit code -------------------------------------------
+@njit
+def user_train_step(X, Y, W1, b1, W2, b2, lr, Z1, A1, Z2, A2, D2, D1, dW1, db1, dW2, db2):
+    """A user's own compiled step for a 1-hidden-layer tanh/softmax net, built from kernels."""
+    n = X.shape[0]
+    K.forward(X, W1, b1, 2, Z1, A1)        # tanh
+    K.forward(A1, W2, b2, 8, Z2, A2)       # softmax
+    loss = K.loss_sum(Z2, A2, Y, 8, 2) / n
+    K.output_delta(Z2, A2, Y, 8, 2, 1.0 / n, D2)
+    K.weight_gradients(A1, D2, dW2, db2)
+    K.hidden_delta(D2, W2, Z1, A1, 2, D1)
+    K.weight_gradients(X, D1, dW1, db1)
+    K.sgd_range(W1.reshape(-1), dW1.reshape(-1), dW1.reshape(-1), lr, 0.0, False, 0.0, 0, W1.size)
+    K.sgd_range(b1, db1, db1, lr, 0.0, False, 0.0, 0, b1.size)
+    K.sgd_range(W2.reshape(-1), dW2.reshape(-1), dW2.reshape(-1), lr, 0.0, False, 0.0, 0, W2.size)
+    K.sgd_range(b2, db2, db2, lr, 0.0, False, 0.0, 0, b2.size)
+    return loss
+
+
+def test_kernels_inside_user_njit():
+    rng = np.random.default_rng(0)
+    n, d, h, k = 9, 4, 6, 3
+    X, Y = rng.standard_normal((n, d)), R.onehot(rng.integers(0, k, n), k)
+    W1, b1, W2, b2 = (rng.standard_normal(s) * 0.5 for s in [(d, h), (h,), (h, k), (k,)])
+    ref = [W1.copy(), b1.copy(), W2.copy(), b2.copy()]
+    bufs = [np.empty(s) for s in [(n, h), (n, h), (n, k), (n, k), (n, k), (n, h),
+                                  (d, h), (h,), (h, k), (k,)]]
+    for _ in range(3):
+        loss = user_train_step(X, Y, W1, b1, W2, b2, 0.1, *bufs)
+        # reference step: plain NumPy backprop
+        Zr, Ar = R.forward(ref[0::2], ref[1::2], ["tanh", "softmax"], X)
+        assert np.isclose(loss, R.loss("cross_entropy", Ar[-1], Y), rtol=1e-12)
+        D2 = (Ar[2] - Y) / n
+        D1 = (D2 @ ref[2].T) * (1 - Ar[1] ** 2)
+        grads = [X.T @ D1, D1.sum(0), Ar[1].T @ D2, D2.sum(0)]
+        ref = [p - 0.1 * g for p, g in zip(ref, grads)]
+    for got, want in zip([W1, b1, W2, b2], ref):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
