@@ -1,4 +1,6 @@
 """Backprop against central differences, for every activation with every compatible loss."""
+import zlib
+
 import numpy as np
 import pytest
 
@@ -52,11 +54,15 @@ def _reference_gradients(net, X, Y):
 
 @pytest.mark.parametrize("act,out,loss", CASES)
 def test_gradients_match_central_differences(act, out, loss):
-    rng = np.random.default_rng(abs(hash((act, out, loss))) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(f"{act}-{out}-{loss}".encode()))
     k = 3
     net = fastbp.Network([4, 5, 3, k], activation=act, output=out, loss=loss, dtype="float64",
                          seed=1)
-    X, y = _data(loss, 6, 4, k, rng)
+    while True:  # keep every hidden pre-activation away from the kinks of relu-like functions
+        X, y = _data(loss, 6, 4, k, rng)
+        Z, _ = R.forward(net.weights, net.biases, net.activations + [net.output], X)
+        if min(np.abs(z).min() for z in Z[:-1]) > 1e-3:
+            break
     Y = R.onehot(y, k) if loss == "cross_entropy" else y.astype(float)
     dWs, dbs = net.gradients(X, y)
     want = _reference_gradients(net, X, Y)

@@ -70,7 +70,7 @@ def z_view(Z_buf, sizes, rows, l, m):
     return Z_buf[off:off + m * sizes[l]].reshape((m, sizes[l]))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def forward_network(params, sizes, codes, m, rows, A_buf, Z_buf):
     """Forward through every layer for the m rows already in A_0; fills every Z_l and A_l."""
     for l in range(sizes.shape[0] - 1):
@@ -79,7 +79,7 @@ def forward_network(params, sizes, codes, m, rows, A_buf, Z_buf):
                 z_view(Z_buf, sizes, rows, l + 1, m), act_view(A_buf, sizes, rows, l + 1, m))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def backward_network(params, sizes, codes, loss_code, Y, m, rows, A_buf, Z_buf, D_buf, grads):
     """Mean-loss gradients of the m-row batch (after forward_network) into ``grads``."""
     L = sizes.shape[0] - 1
@@ -124,7 +124,7 @@ def apply_update(params, grads, state, opt, hyper, step, nw):
         raise ValueError("apply_update: unknown optimizer code")
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def train_batches(X, Y, order, batch_size, first, last, sizes, codes, loss_code, params, grads,
                   state, opt, hyper, step, A_buf, Z_buf, D_buf, Y_buf):
     """Minibatches ``first .. last-1`` of one epoch, each: gather, forward, loss, backward, update.
@@ -160,7 +160,7 @@ def train_batches(X, Y, order, batch_size, first, last, sizes, codes, loss_code,
     return total, last - first, 0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def predict_network(params, sizes, codes, X, out, A_buf, Z_buf):
     """Output activations of every row of X into ``out`` (n, K), ``rows`` rows at a time."""
     n = X.shape[0]
