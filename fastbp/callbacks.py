@@ -112,6 +112,8 @@ class ProgressBar:
         self._t = time.perf_counter()
 
     def update(self, epoch, batches_done, loss=None):
+        if not getattr(self.stream, "isatty", lambda: False)():
+            return  # in-epoch redraws only make sense on a terminal; logs get one line per epoch
         frac = batches_done / max(1, self.n_batches)
         fill = int(self.width * frac)
         bar = "#" * fill + "-" * (self.width - fill)
@@ -127,6 +129,7 @@ class ProgressBar:
             if record.get(key) is not None:
                 parts.append(f"{key} {record[key]:.4f}")
         parts.append(f"{record['samples_per_s']:,.0f} samples/s")
-        self.stream.write(f"\repoch {record['epoch'] + 1}/{self.epochs} " + "  ".join(parts)
-                          + " " * 8 + "\n")
+        tty = getattr(self.stream, "isatty", lambda: False)()
+        self.stream.write(("\r" if tty else "") + f"epoch {record['epoch'] + 1}/{self.epochs} "
+                          + "  ".join(parts) + (" " * 8 if tty else "") + "\n")
         self.stream.flush()

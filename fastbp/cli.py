@@ -118,18 +118,20 @@ def train(args, out=sys.stdout):
     hist = net.fit(Xtr, ytr, epochs=args.epochs, batch_size=args.batch_size, optimizer=opt,
                    validation_data=(Xte, yte), progress=not args.quiet)
     wall = time.perf_counter() - t0
-    train_s = sum(hist["seconds"])
-    rate = Xtr.shape[0] * len(hist) / train_s if train_s else float("nan")
     line = f"test loss {net.loss(Xte, yte):.4f}"
     if task == "classify":
         line = f"test accuracy {net.accuracy(Xte, yte):.4f}  " + line
     else:
         rmse = float(np.sqrt(np.mean((net.predict(Xte).reshape(yte.shape) - yte) ** 2)))
         line = f"test RMSE {rmse:.4f}  " + line
-    print(f"{line}  train loss {hist['loss'][-1]:.4f}", file=out)
-    print(f"{len(hist)} epochs in {wall:.2f} s ({train_s:.2f} s in training loops, first epoch "
-          f"includes compilation), {rate:,.0f} samples/s; last epoch "
-          f"{hist['samples_per_s'][-1]:,.0f} samples/s", file=out)
+    if len(hist):
+        line += f"  train loss {hist['loss'][-1]:.4f}"
+    print(line, file=out)
+    if len(hist):
+        later = hist["samples_per_s"][1:] or hist["samples_per_s"]
+        print(f"{len(hist)} epochs in {wall:.2f} s; first epoch {hist['seconds'][0]:.2f} s "
+              f"(includes one-time compilation, cached for later runs); median "
+              f"{np.median(later):,.0f} samples/s", file=out)
     if args.save:
         net.save(args.save)
         print(f"saved model to {args.save}", file=out)

@@ -10,13 +10,16 @@ Layout contract (shared with the Python engine that allocates the buffers):
   ``Z_buf`` of ``B * sum(sizes[1:])``, ``D_buf`` (2, ``B * max(sizes[1:])``) for deltas.
 
 The loops are serial: the matrix products inside run in BLAS, and BLAS owns the threads, so
-two thread pools never spin against each other (see DEVELOPERS.md for the measured trap).
+two thread pools never spin against each other (README, "Threading").
 """
 import math
 
 from numba import njit
 
-from ..activations import ADAM, MSE, SGD
+import numpy as np
+
+from ..activations import ADAM, CROSS_ENTROPY, MSE, SGD, SOFTMAX
+from .activation import mul_activation_grad_2d
 from .backward import hidden_delta, loss_sum, output_delta
 from .forward import forward
 from .gradients import weight_gradients
@@ -93,8 +96,10 @@ def backward_network(params, sizes, codes, loss_code, Y, m, rows, A_buf, Z_buf, 
                          weight_view(grads, sizes, l), bias_view(grads, sizes, l))
         if l > 0:
             prev = D_buf[(L - l) % 2, :m * sizes[l]].reshape((m, sizes[l]))
-            hidden_delta(delta, weight_view(params, sizes, l), z_view(Z_buf, sizes, rows, l, m),
-                         act_view(A_buf, sizes, rows, l, m), codes[l - 1], prev)
+            # hidden_delta's recursion with the 2-D activation-derivative loop (no row views)
+            np.dot(delta, weight_view(params, sizes, l).T, prev)
+            mul_activation_grad_2d(z_view(Z_buf, sizes, rows, l, m),
+                                   act_view(A_buf, sizes, rows, l, m), codes[l - 1], prev)
             delta = prev
 
 
@@ -124,6 +129,27 @@ def apply_update(params, grads, state, opt, hyper, step, nw):
         raise ValueError("apply_update: unknown optimizer code")
 
 
+@njit(cache=True)
+def batch_loss_sum(Z, A, Y, out_code, loss_code):
+    """loss_sum after a forward pass (A = f(Z)). For softmax + cross_entropy it reuses the
+    softmax: with k the row's argmax, ``logsumexp(z) = z_k - log(a_k)`` and ``a_k >= 1/K``, so
+    one log per row replaces K exps, and the value stays finite for any finite Z."""
+    if not (out_code == SOFTMAX and loss_code == CROSS_ENTROPY):
+        return loss_sum(Z, A, Y, out_code, loss_code)
+    n, K = A.shape
+    total = 0.0
+    for i in range(n):
+        k = 0
+        for j in range(1, K):
+            if Z[i, j] > Z[i, k]:
+                k = j
+        lse = float(Z[i, k]) - math.log(float(A[i, k]))
+        for j in range(K):
+            if Y[i, j] != 0:
+                total += Y[i, j] * (lse - Z[i, j])
+    return total
+
+
 @njit(cache=True, nogil=True)
 def train_batches(X, Y, order, batch_size, first, last, sizes, codes, loss_code, params, grads,
                   state, opt, hyper, step, A_buf, Z_buf, D_buf, Y_buf):
@@ -150,8 +176,8 @@ def train_batches(X, Y, order, batch_size, first, last, sizes, codes, loss_code,
             A0[r, :] = X[order[r0 + r]]
             Yb[r, :] = Y[order[r0 + r]]
         forward_network(params, sizes, codes, m, rows, A_buf, Z_buf)
-        batch_loss = loss_sum(z_view(Z_buf, sizes, rows, L, m), act_view(A_buf, sizes, rows, L, m),
-                              Yb, codes[L - 1], loss_code)
+        batch_loss = batch_loss_sum(z_view(Z_buf, sizes, rows, L, m),
+                                    act_view(A_buf, sizes, rows, L, m), Yb, codes[L - 1], loss_code)
         if not math.isfinite(batch_loss):
             return total, b - first, 1
         total += batch_loss
