@@ -30,11 +30,12 @@ _cache = {}
 
 def _make(trans_a, trans_b, epi, T, R, nbtype):
     BM = T * R  # rows (and columns) of the block tile
+    TP, BP = T + 1, BM + 1  # padded shared rows; closure ints are compile-time constants
 
     @cuda.jit
     def gemm(A, B, bias, Zin, Ain, code, M, N, K, out, out2):
-        As = cuda.shared.array((BM, T + 1), nbtype)
-        Bs = cuda.shared.array((T, BM + 1), nbtype)
+        As = cuda.shared.array((BM, TP), nbtype)
+        Bs = cuda.shared.array((T, BP), nbtype)
         acc = cuda.local.array((R, R), nbtype)
         a_reg = cuda.local.array(R, nbtype)
         b_reg = cuda.local.array(R, nbtype)
