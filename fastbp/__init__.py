@@ -2,6 +2,7 @@
 __version__ = "0.1.0"
 
 from . import _kernels_path  # noqa: F401  (makes fastbp.kernels importable from a checkout)
+from . import _threading  # noqa: F401  (pick a thread-safe Numba layer before any kernel runs)
 from . import kernels
 from .callbacks import Callback, EarlyStopping, History
 from .gradcheck import gradient_check

@@ -9,6 +9,8 @@ import numbers
 
 import numpy as np
 
+from . import _threading  # noqa: F401  (picks a thread-safe Numba layer before any parallel run)
+
 
 def _describe(a):
     a = np.asarray(a) if not isinstance(a, np.ndarray) else a
@@ -70,11 +72,18 @@ def as_matrix(name, a, dtype, n_features=None):
     if n_features is not None and arr.shape[1] != n_features:
         raise ValueError(f"{name} must have {n_features} features (the network's input size); "
                          f"got {arr.shape[1]}")
-    out = np.ascontiguousarray(arr, dtype=dtype)
-    if not np.isfinite(out).all():
-        raise ValueError(f"{name} contains NaN or Inf" + (" after conversion to " + str(dtype)
-                         if np.isfinite(arr).all() else ""))
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported just below
+        out = np.ascontiguousarray(arr, dtype=dtype)
+    _check_finite(name, arr, out, dtype)
     return out
+
+
+def _check_finite(name, arr, out, dtype):
+    if not np.isfinite(out).all():
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            raise ValueError(f"{name} contains NaN or Inf")
+        raise ValueError(f"{name} contains values too large for {np.dtype(dtype).name} "
+                         f"(they overflow to Inf); scale the data")
 
 
 def as_targets(name, y, loss, n_outputs, n_samples, dtype):
@@ -95,7 +104,11 @@ def as_targets(name, y, loss, n_outputs, n_samples, dtype):
     if loss == "cross_entropy" and arr.ndim == 1:
         if arr.dtype.kind == "f" and not np.all(arr == np.round(arr)):
             raise ValueError(f"{name} must hold integer class labels for cross_entropy; got "
-                             f"non-integer values such as {arr[arr != np.round(arr)][0]!r}")
+                             f"non-integer values such as {arr[arr != np.round(arr)][0].item()!r}")
+        if arr.min() < 0 or arr.max() >= n_outputs:  # before any cast: no int64 overflow
+            raise ValueError(f"{name} labels must lie in [0, {n_outputs}) for a network with "
+                             f"{n_outputs} outputs; got min {arr.min().item()}, "
+                             f"max {arr.max().item()}")
         labels = arr.astype(np.int64)
         if labels.min() < 0 or labels.max() >= n_outputs:
             raise ValueError(f"{name} labels must lie in [0, {n_outputs}) for a network with "
@@ -114,5 +127,21 @@ def as_targets(name, y, loss, n_outputs, n_samples, dtype):
     if loss in ("cross_entropy", "binary_cross_entropy"):
         if arr.min() < 0 or arr.max() > 1:
             raise ValueError(f"{name} must lie in [0, 1] for {loss}; got values in "
-                             f"[{arr.min()}, {arr.max()}]")
-    return np.ascontiguousarray(arr, dtype=dtype)
+                             f"[{arr.min().item()}, {arr.max().item()}]")
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.ascontiguousarray(arr, dtype=dtype)
+    _check_finite(name, arr, out, dtype)
+    return out
+
+
+def as_array(name, a, shape, dtype):
+    """A finite float array of exactly ``shape`` (parameters: set_parameters and the like)."""
+    if a is None:
+        raise TypeError(f"{name} must be an array of shape {shape}; got None")
+    arr = _numeric(name, a)
+    if arr.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}; got {arr.shape}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.ascontiguousarray(arr, dtype=dtype)
+    _check_finite(name, arr, out, dtype)
+    return out

@@ -19,6 +19,13 @@ class History:
         self.best_epoch = None
 
     def append(self, record):
+        """Add one epoch's record.
+
+        Parameters
+        ----------
+        record : dict
+            The epoch's values (loss, val_loss, ...).
+        """
         self.epochs.append(record)
 
     def __getitem__(self, key):
@@ -31,12 +38,24 @@ class History:
         return iter(self.epochs)
 
     def keys(self):
+        """Every key that appears in some record, in first-seen order.
+
+        Returns
+        -------
+        list of str
+        """
         keys = []
         for r in self.epochs:
             keys.extend(k for k in r if k not in keys)
         return keys
 
     def to_dict(self):
+        """The history as ``{key: [value per epoch]}`` (None where an epoch lacks the key).
+
+        Returns
+        -------
+        dict
+        """
         return {k: self[k] for k in self.keys()}
 
     def __repr__(self):
@@ -51,12 +70,39 @@ class Callback:
     """
 
     def on_fit_begin(self, net):
+        """Called once before the first epoch.
+
+        Parameters
+        ----------
+        net : Network
+            The network being trained.
+        """
         pass
 
     def on_epoch_end(self, net, record):
+        """Called after each epoch; return True to stop training.
+
+        Parameters
+        ----------
+        net : Network
+            The network being trained.
+        record : dict
+            The epoch's record (epoch, loss, lr, val_loss, ...).
+
+        Returns
+        -------
+        bool
+        """
         return False
 
     def on_fit_end(self, net):
+        """Called once after training ends (normally, early, or on divergence with "stop").
+
+        Parameters
+        ----------
+        net : Network
+            The network being trained.
+        """
         pass
 
 
@@ -82,12 +128,32 @@ class EarlyStopping(Callback):
         self.restore_best = bool(restore_best)
 
     def on_fit_begin(self, net):
+        """Called once before the first epoch.
+
+        Parameters
+        ----------
+        net : Network
+            The network being trained.
+        """
         self.best = math.inf
         self.best_epoch = None
         self.wait = 0
         self._best_params = None
 
     def on_epoch_end(self, net, record):
+        """Called after each epoch; return True to stop training.
+
+        Parameters
+        ----------
+        net : Network
+            The network being trained.
+        record : dict
+            The epoch's record (epoch, loss, lr, val_loss, ...).
+
+        Returns
+        -------
+        bool
+        """
         key = self.monitor if record.get(self.monitor) is not None else "loss"
         value = record[key]
         if value < self.best - self.min_delta:
@@ -99,6 +165,13 @@ class EarlyStopping(Callback):
         return self.wait >= self.patience
 
     def on_fit_end(self, net):
+        """Called once after training ends (normally, early, or on divergence with "stop").
+
+        Parameters
+        ----------
+        net : Network
+            The network being trained.
+        """
         if self.restore_best and self._best_params is not None:
             net._engine.set_params(self._best_params)
 

@@ -24,8 +24,20 @@ def _layers(text):
     return sizes
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (``fastbp: error: ...``), exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{_one_line(f'{self.prog}: error: {message}')} "
+                     f"(see '{self.prog} -h')\n")
+
+
+def _one_line(text):
+    return " ".join(str(text).split())
+
+
 def build_parser():
-    p = argparse.ArgumentParser(prog="fastbp", description="Fast backpropagation for MLPs.")
+    p = _Parser(prog="fastbp", description="Fast backpropagation for MLPs.")
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train a network and report test accuracy/loss",
                        description="Train on the bundled digits set (default), a synthetic set, "
@@ -92,9 +104,10 @@ def train(args, out=sys.stdout):
         output = args.output or "softmax"
         loss = args.loss or ("cross_entropy" if output == "softmax" else None)
     else:
+        if np.asarray(y).dtype.kind not in "biuf":
+            raise ValueError("regression needs a numeric target; the target column holds text "
+                             "(use --task classify)")
         y = np.asarray(y, dtype=np.float64)
-        if y.dtype.kind not in "f":
-            raise ValueError("regression needs a numeric target")
         n_out = 1 if y.ndim == 1 else y.shape[1]
         output, loss = args.output or "identity", args.loss or "mse"
     Xtr, Xte, ytr, yte = D.train_test_split(np.asarray(X, dtype=np.float64), y, args.test_size,
@@ -174,8 +187,14 @@ def main(argv=None):
         print("fastbp: interrupted", file=sys.stderr)
         return 130
     except (ValueError, TypeError, OSError, RuntimeError, ImportError, ArithmeticError) as exc:
-        print(f"fastbp: error: {exc}", file=sys.stderr)
+        print(f"fastbp: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except Exception as exc:  # a bug: still one line; FASTBP_DEBUG=1 shows the traceback
+        if os.environ.get("FASTBP_DEBUG"):
+            raise
+        print(f"fastbp: internal error: {type(exc).__name__}: {_one_line(exc)} (set "
+              f"FASTBP_DEBUG=1 for the traceback and please report it)", file=sys.stderr)
+        return 1
 
 
 def _check_args(args):
@@ -190,6 +209,14 @@ def _check_args(args):
         raise ValueError(f"--test-size must lie in (0, 1); got {args.test_size}")
     if args.target and not args.data:
         raise ValueError("--target goes with --data")
+    if args.save:  # fail before training, not after it
+        folder = os.path.dirname(os.path.abspath(args.save))
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(f"--save: folder {folder!r} does not exist")
+        if not os.access(folder, os.W_OK):
+            raise PermissionError(f"--save: folder {folder!r} is not writable")
+        if os.path.isdir(args.save):
+            raise IsADirectoryError(f"--save: {args.save!r} is a folder; give a file name")
 
 
 if __name__ == "__main__":

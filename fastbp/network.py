@@ -5,7 +5,7 @@ import numpy as np
 
 from .kernels.activations import (ACTIVATION_CODES, ACTIVATIONS, LOSS_CODES, LOSS_OUTPUTS,
                                   OUTPUT_ACTIVATIONS)
-from ._validation import as_matrix, as_targets, check_choice, check_int
+from ._validation import as_array, as_matrix, as_targets, check_choice, check_int
 from ._devices import make_engine, parse_device
 
 DTYPES = ("float32", "float64")
@@ -81,6 +81,7 @@ class Network:
         self._opt_state = None
         self._opt_step = np.zeros(1, dtype=np.int64)
         self.epochs_done = 0
+        self._partial_epoch = None  # set by an interrupted fit: where resume=True picks up
         self._lock = threading.RLock()
 
     # -- layout ---------------------------------------------------------------------------------
@@ -141,21 +142,21 @@ class Network:
         biases : sequence of array_like
             One (n_out,) vector per layer.
         """
+        for name, seq in (("weights", weights), ("biases", biases)):
+            if isinstance(seq, (str, bytes)) or not hasattr(seq, "__len__"):
+                raise TypeError(f"{name} must be a sequence of {self.n_layers} arrays (one per "
+                                f"layer); got {type(seq).__name__}")
         weights, biases = list(weights), list(biases)
         if len(weights) != self.n_layers or len(biases) != self.n_layers:
             raise ValueError(f"weights and biases must each hold {self.n_layers} arrays; got "
                              f"{len(weights)} and {len(biases)}")
         flat = np.empty(self.n_params, dtype=self.dtype)
         for l, ((ws, shape, bs), W, b) in enumerate(zip(self._slices(), weights, biases)):
-            W, b = _host(W), _host(b)
-            if W.shape != shape:
-                raise ValueError(f"weights[{l}] must have shape {shape}; got {W.shape}")
-            if b.shape != (shape[1],):
-                raise ValueError(f"biases[{l}] must have shape {(shape[1],)}; got {b.shape}")
+            W = as_array(f"weights[{l}]", None if W is None else _host(W), shape, self.dtype)
+            b = as_array(f"biases[{l}]", None if b is None else _host(b), (shape[1],),
+                         self.dtype)
             flat[ws] = W.reshape(-1)
             flat[bs] = b
-        if not np.isfinite(flat).all():
-            raise ValueError("weights and biases must be finite; got NaN or Inf")
         with self._lock:
             self._engine.set_params(flat)
 
@@ -246,6 +247,8 @@ class Network:
 
 
 def _is_dtype(d):
+    if d is None:
+        return False
     try:
         np.dtype(d)
         return not isinstance(d, str) or d in DTYPES

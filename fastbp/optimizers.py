@@ -9,7 +9,17 @@ from .schedules import make_schedule
 
 
 class Optimizer:
-    """Base class. Subclasses set ``code`` and ``n_state`` and fill their hyper-parameters."""
+    """Base class. Subclasses set ``code`` and ``n_state`` and fill their hyper-parameters.
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate (> 0).
+    weight_decay : float
+        L2 penalty (>= 0); applied to the biases too unless ``bias_decay`` is set to 0.
+    schedule : str, Schedule, callable or None
+        Learning-rate schedule per epoch (see ``fastbp.schedules``).
+    """
 
     code = -1
     bias_decay = 1.0  # weight decay applies to biases too, as with a default torch param group
@@ -25,10 +35,37 @@ class Optimizer:
         raise NotImplementedError
 
     def lr_at(self, epoch, epochs):
+        """The learning rate of a 0-based epoch, after the schedule.
+
+        Parameters
+        ----------
+        epoch : int
+            0-based epoch.
+        epochs : int
+            Epochs of the whole run (used by schedules such as CosineLR).
+
+        Returns
+        -------
+        float
+        """
         return self.schedule.lr(self.lr, epoch, epochs)
 
     def hyper(self, epoch, epochs):
-        """The float64 hyper-parameter vector the compiled driver reads for this epoch."""
+        """The float64 hyper-parameter vector the compiled driver reads for this epoch.
+
+        Parameters
+        ----------
+        epoch : int
+            0-based epoch.
+        epochs : int
+            Epochs of the whole run.
+
+        Returns
+        -------
+        ndarray of shape (N_HYPER,)
+            Slots LR, MOMENTUM, NESTEROV, WEIGHT_DECAY, BIAS_DECAY, BETA1, BETA2, EPS,
+            DECOUPLED of ``fastbp.kernels.cpu.network``.
+        """
         h = np.zeros(N_HYPER)
         h[LR] = self.lr_at(epoch, epochs)
         h[WEIGHT_DECAY] = self.weight_decay
@@ -36,6 +73,12 @@ class Optimizer:
         return h
 
     def get_config(self):
+        """The constructor arguments (and ``bias_decay``) as a JSON-able dict with a "name".
+
+        Returns
+        -------
+        dict
+        """
         cfg = {k: v for k, v in self.__dict__.items() if k != "schedule"}
         cfg["name"] = type(self).__name__
         return cfg
@@ -74,6 +117,19 @@ class SGD(Optimizer):
         return 1 if self.momentum else 0
 
     def hyper(self, epoch, epochs):
+        """The float64 hyper-parameter vector of this epoch (see ``Optimizer.hyper``).
+
+        Parameters
+        ----------
+        epoch : int
+            0-based epoch.
+        epochs : int
+            Epochs of the whole run.
+
+        Returns
+        -------
+        ndarray of shape (N_HYPER,)
+        """
         h = super().hyper(epoch, epochs)
         h[MOMENTUM] = self.momentum
         h[NESTEROV] = float(self.nesterov)
@@ -116,6 +172,19 @@ class Adam(Optimizer):
         return 2
 
     def hyper(self, epoch, epochs):
+        """The float64 hyper-parameter vector of this epoch (see ``Optimizer.hyper``).
+
+        Parameters
+        ----------
+        epoch : int
+            0-based epoch.
+        epochs : int
+            Epochs of the whole run.
+
+        Returns
+        -------
+        ndarray of shape (N_HYPER,)
+        """
         h = super().hyper(epoch, epochs)
         h[BETA1], h[BETA2], h[EPS] = self.beta1, self.beta2, self.eps
         h[DECOUPLED] = float(self.decoupled)

@@ -8,9 +8,30 @@ class Schedule:
     """Base class: ``lr(base_lr, epoch, epochs)`` gives the learning rate of a 0-based epoch."""
 
     def lr(self, base_lr, epoch, epochs):
+        """The learning rate of a 0-based epoch.
+
+        Parameters
+        ----------
+        base_lr : float
+            The optimizer's learning rate.
+        epoch : int
+            0-based epoch.
+        epochs : int
+            Epochs of the whole run.
+
+        Returns
+        -------
+        float
+        """
         return base_lr
 
     def get_config(self):
+        """The constructor arguments as a JSON-able dict with a "name".
+
+        Returns
+        -------
+        dict
+        """
         return {"name": type(self).__name__, **self.__dict__}
 
     def __repr__(self):
@@ -38,6 +59,21 @@ class StepLR(Schedule):
         self.gamma = check_float("gamma", gamma, 0.0, min_inclusive=False)
 
     def lr(self, base_lr, epoch, epochs):
+        """The learning rate of a 0-based epoch.
+
+        Parameters
+        ----------
+        base_lr : float
+            The optimizer's learning rate.
+        epoch : int
+            0-based epoch.
+        epochs : int
+            Epochs of the whole run.
+
+        Returns
+        -------
+        float
+        """
         return base_lr * self.gamma ** (epoch // self.step_size)
 
 
@@ -54,6 +90,21 @@ class ExponentialLR(Schedule):
         self.gamma = check_float("gamma", gamma, 0.0, min_inclusive=False)
 
     def lr(self, base_lr, epoch, epochs):
+        """The learning rate of a 0-based epoch.
+
+        Parameters
+        ----------
+        base_lr : float
+            The optimizer's learning rate.
+        epoch : int
+            0-based epoch.
+        epochs : int
+            Epochs of the whole run.
+
+        Returns
+        -------
+        float
+        """
         return base_lr * self.gamma ** epoch
 
 
@@ -73,6 +124,21 @@ class CosineLR(Schedule):
         self.eta_min = check_float("eta_min", eta_min, 0.0)
 
     def lr(self, base_lr, epoch, epochs):
+        """The learning rate of a 0-based epoch.
+
+        Parameters
+        ----------
+        base_lr : float
+            The optimizer's learning rate.
+        epoch : int
+            0-based epoch.
+        epochs : int
+            Epochs of the whole run.
+
+        Returns
+        -------
+        float
+        """
         t_max = self.T_max or max(1, epochs)
         return self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * epoch / t_max)) / 2
 
@@ -102,4 +168,19 @@ class _CallableSchedule(Schedule):
         self.fn = fn
 
     def lr(self, base_lr, epoch, epochs):
+        """The learning rate of a 0-based epoch.
+
+        Parameters
+        ----------
+        base_lr : float
+            The optimizer's learning rate.
+        epoch : int
+            0-based epoch.
+        epochs : int
+            Epochs of the whole run.
+
+        Returns
+        -------
+        float
+        """
         return base_lr * float(self.fn(epoch))

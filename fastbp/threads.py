@@ -14,7 +14,9 @@ def threading_layer():
             s += i
         return s
 
-    _touch(4)
+    from ._threading import guard
+    with guard():
+        _touch(4)
     return numba.threading_layer()
 
 

@@ -5,6 +5,8 @@ Python runs once per *chunk* of minibatches, not per minibatch: a chunk is sized
 per-call overhead stays negligible.
 """
 import math
+import signal
+import threading
 import time
 import warnings
 
@@ -98,6 +100,7 @@ def fit(net, X, y, epochs=10, batch_size=32, optimizer="sgd", shuffle=True,
                 net._opt_step[:] = 0
             net.optimizer = opt
             net.epochs_done = 0
+            net._partial_epoch = None
         return _train(net, Xc, Y, val, epochs, batch_size, opt, shuffle, progress, cbs,
                       checkpoint, checkpoint_every, on_divergence)
 
@@ -134,25 +137,43 @@ def _train(net, X, Y, val, epochs, batch_size, opt, shuffle, progress, cbs, chec
     n_batches = math.ceil(n / batch_size)
     hist = History()
     bar = ProgressBar(epochs, n_batches) if progress else None
-    # Snapshot buffers for divergence recovery, allocated once per fit.
-    snap_params = np.empty(engine.n_params, dtype=net.dtype)
-    snap_state = np.empty((net._opt_state.shape[0], engine.n_params), dtype=net.dtype)
+    # Divergence recovery: ``good`` always holds finite parameters and optimizer state (the
+    # latest seen at a chunk boundary); ``spare`` receives the next snapshot, which replaces
+    # ``good`` only once it is known to be finite. Buffers are allocated once per fit.
+    good, spare = _Snapshot(net), _Snapshot(net)
+    good.take(net)
+    if not good.finite():
+        raise DivergenceError("the network's parameters or optimizer state contain NaN or Inf "
+                              "before training starts; set finite parameters first")
     engine.begin_fit(X, Y, batch_size)
     for cb in cbs:
         cb.on_fit_begin(net)
     per_batch = None  # measured seconds per batch, sizes the chunks
+    ctrl_c = _DeferredInterrupt()
     try:
+        ctrl_c.__enter__()
         while net.epochs_done < epochs:
             epoch = net.epochs_done
             t0 = time.perf_counter()
-            rng_state = net._rng.bit_generator.state
-            order = (net._rng.permutation(n) if shuffle else np.arange(n)).astype(np.int64)
+            partial = getattr(net, "_partial_epoch", None)
+            net._partial_epoch = None
+            if partial is not None and partial["key"] == (epoch, n, batch_size, bool(shuffle)):
+                # Resume inside the epoch a Ctrl-C interrupted: same order, same position.
+                rng_state, order = partial["rng_state"], partial["order"]
+                loss_total, done = partial["loss_total"], partial["done"]
+            else:
+                rng_state = net._rng.bit_generator.state
+                order = (net._rng.permutation(n) if shuffle else np.arange(n)).astype(np.int64)
+                loss_total, done = 0.0, 0
             hyper = opt.hyper(epoch, epochs)
-            loss_total, done = 0.0, 0
             while done < n_batches:
+                if ctrl_c.pending:  # a clean point: every finished batch is accounted for
+                    net._partial_epoch = {"key": (epoch, n, batch_size, bool(shuffle)),
+                                          "rng_state": rng_state, "order": order,
+                                          "loss_total": loss_total, "done": done}
+                    ctrl_c.fire()
                 chunk = 1 if per_batch is None else max(1, int(CHUNK_SECONDS / per_batch))
                 last = min(n_batches, done + chunk)
-                _snapshot(net, snap_params, snap_state)
                 tc = time.perf_counter()
                 loss_sum, ran, status = engine.run_batches(order, done, last, opt.code, hyper,
                                                            net._opt_state, net._opt_step)
@@ -160,10 +181,17 @@ def _train(net, X, Y, val, epochs, batch_size, opt, shuffle, progress, cbs, chec
                     per_batch = (time.perf_counter() - tc) / ran
                 loss_total += loss_sum
                 done += ran
+                if status == 0:
+                    # A finite loss does not prove the update after it was finite: check the
+                    # parameters (and optimizer state) at every chunk boundary.
+                    spare.take(net)
+                    if spare.finite():
+                        good, spare = spare, good
+                    else:
+                        status = 2
                 if status != 0:
                     net._rng.bit_generator.state = rng_state
-                    return _diverged(net, hist, snap_params, snap_state, epoch, done,
-                                     on_divergence)
+                    return _diverged(net, hist, good, epoch, done, status, on_divergence)
                 if bar:
                     bar.update(epoch, done, loss_total / min(n, done * batch_size))
             seconds = time.perf_counter() - t0
@@ -189,30 +217,86 @@ def _train(net, X, Y, val, epochs, batch_size, opt, shuffle, progress, cbs, chec
                 if checkpoint is not None:
                     net.save(checkpoint)
                 break
+            if ctrl_c.pending:  # between epochs: the epoch (and its checkpoint) is complete
+                ctrl_c.fire()
     finally:
+        ctrl_c.__exit__()
         engine.end_fit()
     for cb in cbs:
         cb.on_fit_end(net)
+    if ctrl_c.pending:  # arrived after the last clean point: training is complete, deliver it
+        ctrl_c.fire()
     return hist
 
 
-def _snapshot(net, snap_params, snap_state):
-    net._engine.params_to_host(snap_params)
-    if snap_state.shape[0]:
-        net._engine.state_to_host(net._opt_state, snap_state)
-    net._snap_step = int(net._opt_step[0])
+class _DeferredInterrupt:
+    """Ctrl-C (SIGINT) during fit sets a flag; the loop raises KeyboardInterrupt at the next
+    clean point (between compiled chunks, at most ~CHUNK_SECONDS later), never between a
+    compiled update and its bookkeeping. A second Ctrl-C raises at once. Only active in the
+    main thread and only over Python's default SIGINT handler."""
+
+    def __init__(self):
+        self.pending = False
+        self._old = None
+
+    def __enter__(self):
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self._old = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def _handler(self, signum, frame):
+        if self.pending:
+            raise KeyboardInterrupt
+        self.pending = True
+
+    def fire(self):
+        self.pending = False
+        raise KeyboardInterrupt
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+            self._old = None
 
 
-def _diverged(net, hist, snap_params, snap_state, epoch, done, on_divergence):
-    params = net._engine.get_params()
-    if not np.isfinite(params).all():
-        # The last update produced non-finite values: go back to the chunk's start.
-        net._engine.set_params(snap_params)
-        if snap_state.shape[0]:
-            net._engine.state_from_host(net._opt_state, snap_state)
-        net._opt_step[0] = net._snap_step
-    msg = (f"training diverged: the loss became NaN or Inf in epoch {epoch + 1}, batch "
-           f"{done + 1}; the network keeps its last finite parameters. Lower the learning rate "
+class _Snapshot:
+    """Host copies of the parameters, optimizer state and Adam step count."""
+
+    def __init__(self, net):
+        self.params = np.empty(net._engine.n_params, dtype=net.dtype)
+        self.state = np.empty((net._opt_state.shape[0], net._engine.n_params), dtype=net.dtype)
+        self.step = 0
+
+    def take(self, net):
+        net._engine.params_to_host(self.params)
+        if self.state.shape[0]:
+            net._engine.state_to_host(net._opt_state, self.state)
+        self.step = int(net._opt_step[0])
+
+    def finite(self):
+        return bool(np.isfinite(self.params).all() and np.isfinite(self.state).all())
+
+    def restore(self, net):
+        net._engine.set_params(self.params)
+        if self.state.shape[0]:
+            net._engine.state_from_host(net._opt_state, self.state)
+        net._opt_step[0] = self.step
+
+
+def _diverged(net, hist, good, epoch, done, status, on_divergence):
+    """status 1: batch ``done + 1`` had a non-finite loss and made no update; the parameters
+    after batch ``done`` are kept when they (and the optimizer state) are finite. status 2:
+    the update of batch ``done`` made them non-finite. Non-finite values are never kept:
+    the network goes back to ``good``, the last finite state seen at a chunk boundary."""
+    current = _Snapshot(net)
+    current.take(net)
+    if not current.finite():
+        good.restore(net)
+    what = (f"the loss became NaN or Inf in epoch {epoch + 1}, batch {done + 1}" if status == 1
+            else f"the parameters became NaN or Inf in epoch {epoch + 1}, batch {done}")
+    msg = (f"training diverged: {what}; the network keeps its last finite parameters. "
+           f"Lower the learning rate "
            f"(lr={net.optimizer.lr}) or scale the inputs.")
     hist.diverged = True
     if on_divergence == "raise":

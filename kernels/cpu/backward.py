@@ -22,27 +22,27 @@ def loss_sum(Z, A, Y, out_code, loss_code):
     if loss_code == MSE:
         for i in range(n):
             for j in range(K):
-                d = float(A[i, j]) - float(Y[i, j])
+                d = np.float64(A[i, j]) - np.float64(Y[i, j])  # float() keeps float32
                 total += d * d
         return total / (2.0 * K)
     if loss_code == BINARY_CROSS_ENTROPY:
         for i in range(n):
             for j in range(K):
-                z = float(Z[i, j])
-                total += max(z, 0.0) - z * Y[i, j] + math.log1p(math.exp(-abs(z)))
+                z = np.float64(Z[i, j])
+                total += max(z, 0.0) - z * np.float64(Y[i, j]) + math.log1p(math.exp(-abs(z)))
         return total
     if loss_code == CROSS_ENTROPY:
         for i in range(n):
             zmax = -math.inf
             for j in range(K):
-                zmax = max(zmax, float(Z[i, j]))
+                zmax = max(zmax, np.float64(Z[i, j]))
             s = 0.0
             for j in range(K):
-                s += math.exp(Z[i, j] - zmax)
+                s += math.exp(np.float64(Z[i, j]) - zmax)
             lse = zmax + math.log(s)
             for j in range(K):
                 if Y[i, j] != 0:
-                    total += Y[i, j] * (lse - Z[i, j])
+                    total += np.float64(Y[i, j]) * (lse - np.float64(Z[i, j]))
         return total
     raise ValueError("loss_sum: unknown loss code")
 

@@ -1,0 +1,338 @@
+"""Persistence: versioned format, load of bad files, fuzzed files, atomic save, no pickle,
+checkpoints, and interrupted-then-resumed runs."""
+import json
+import os
+import pickle
+import signal
+import zipfile
+
+import numpy as np
+import pytest
+
+import fastbp
+from fastbp import data as D
+from fastbp import io as fio
+from fastbp import training
+
+
+def _trained(seed=0, opt="adam", epochs=1):
+    rng = np.random.default_rng(seed)
+    X, y = rng.standard_normal((40, 3)), np.arange(40) % 2
+    net = fastbp.Network([3, 4, 2], seed=seed)
+    net.fit(X, y, epochs=epochs, batch_size=8, optimizer=opt)
+    return net, X
+
+
+def _same(a, b):
+    np.testing.assert_array_equal(a.get_flat_parameters(), b.get_flat_parameters())
+    assert a.epochs_done == b.epochs_done
+    if a._opt_state is not None:
+        np.testing.assert_array_equal(a._opt_state, b._opt_state)
+        assert int(a._opt_step[0]) == int(b._opt_step[0])
+
+
+# --- format --------------------------------------------------------------------------------------
+def test_file_is_plain_zip_with_versioned_json_header(tmp_path):
+    net, _ = _trained()
+    path = tmp_path / "m.npz"
+    net.save(path)
+    with zipfile.ZipFile(path) as z:
+        assert sorted(z.namelist()) == ["header.npy", "opt_state.npy", "params.npy"]
+    with np.load(path, allow_pickle=False) as d:
+        header = json.loads(str(d["header"][()]))
+    assert header["format"] == "fastbp-network"
+    assert header["format_version"] == fio.FORMAT_VERSION == 1
+    _same(net, fastbp.load(path))
+
+
+def _write(path, header, arrays, raw_header=None):
+    hdr = raw_header if raw_header is not None else np.array(json.dumps(header))
+    np.savez(path, header=hdr, **arrays)
+
+
+def _edit(header, **changes):
+    h = json.loads(json.dumps(header))
+    for k, v in changes.items():
+        if v is None:
+            h.pop(k, None)
+        else:
+            h[k] = v
+    return h
+
+
+def _bad_files():
+    net, _ = _trained()
+    H, A = fio.network_state(net)
+    opt = H["optimizer"]
+    P, S = A["params"], A["opt_state"]
+    return [
+        ("empty file", lambda p: open(p, "wb").close(), r"not an \.npz \(zip\) archive \(empty"),
+        ("text file", lambda p: open(p, "w").write("a,b\n1,2\n"), r"not an \.npz \(zip\) archive"),
+        ("npy file", lambda p: np.save(open(p, "wb"), np.arange(3)), r"not an \.npz"),
+        ("foreign npz", lambda p: np.savez(p, X=np.arange(3)), r"no header entry: not written by fastbp"),
+        ("foreign zip", lambda p: zipfile.ZipFile(p, "w").writestr("a.txt", "hi"), r"no header entry"),
+        ("foreign header", lambda p: _write(p, {"format": "other"}, A), r"not written by fastbp"),
+        ("header not json", lambda p: _write(p, None, A, np.array("{oops")), r"not a readable fastbp network file"),
+        ("header json list", lambda p: _write(p, None, A, np.array("[1, 2]")), r"format tag missing"),
+        ("header numeric", lambda p: _write(p, None, A, np.arange(3)), r"header must be a text scalar"),
+        ("object array (pickle)", lambda p: np.savez(p, header=np.array([{"a": 1}], dtype=object), params=P), r"allow_pickle=False|pickled"),
+        ("future version", lambda p: _write(p, _edit(H, format_version=2), A), r"format_version 2 is newer than this fastbp reads \(1\); upgrade"),
+        ("far future version, other layout", lambda p: _write(p, _edit(H, format_version=99), {"weights_v99": P}), r"format_version 99 is newer"),
+        ("version missing", lambda p: _write(p, _edit(H, format_version=None), A), r"bad format_version None"),
+        ("version string", lambda p: _write(p, _edit(H, format_version="1"), A), r"bad format_version '1'"),
+        ("version bool", lambda p: _write(p, _edit(H, format_version=True), A), r"bad format_version True"),
+        ("version 0", lambda p: _write(p, _edit(H, format_version=0), A), r"bad format_version 0"),
+        ("layer_sizes string", lambda p: _write(p, _edit(H, layer_sizes="3,4,2"), A), r"bad layer_sizes"),
+        ("layer_sizes zero", lambda p: _write(p, _edit(H, layer_sizes=[3, 0, 2]), A), r"bad layer_sizes"),
+        ("layer_sizes huge", lambda p: _write(p, _edit(H, layer_sizes=[3, 10**6, 10**6, 2], activations=["relu"] * 2), A), r"params has shape \(26,\), expected"),
+        ("activation unknown", lambda p: _write(p, _edit(H, activations=["nope"]), A), r"bad network description.*activation must be one of"),
+        ("dtype unknown", lambda p: _write(p, _edit(H, dtype="int8"), A), r"bad network description.*dtype"),
+        ("no params", lambda p: _write(p, H, {"opt_state": S}), r"missing entries"),
+        ("params short", lambda p: _write(p, H, {**A, "params": P[:-1]}), r"params has shape \(25,\), expected \(26,\)"),
+        ("params 2-D", lambda p: _write(p, H, {**A, "params": P[None]}), r"params has shape \(1, 26\)"),
+        ("params int", lambda p: _write(p, H, {**A, "params": P.astype(np.int64)}), r"params must be floats; got dtype int64"),
+        ("params strings", lambda p: _write(p, H, {**A, "params": P.astype(str)}), r"params must be floats"),
+        ("params NaN", lambda p: _write(p, H, {**A, "params": np.full_like(P, np.nan)}), r"params contain NaN or Inf"),
+        ("params overflow float32", lambda p: _write(p, H, {**A, "params": P.astype(np.float64) * 1e300}), r"params contain NaN or Inf"),
+        ("epochs_done negative", lambda p: _write(p, _edit(H, epochs_done=-5), A), r"bad epochs_done -5"),
+        ("epochs_done string", lambda p: _write(p, _edit(H, epochs_done="3"), A), r"bad epochs_done '3'"),
+        ("opt_step negative", lambda p: _write(p, _edit(H, opt_step=-1), A), r"bad opt_step -1"),
+        ("rng_state garbage", lambda p: _write(p, _edit(H, rng_state={"bit_generator": "MT19937"}), A), r"bad training state"),
+        ("optimizer unknown", lambda p: _write(p, _edit(H, optimizer={"name": "RMSprop", "lr": 1}), A), r"bad training state.*unknown optimizer"),
+        ("optimizer bad lr", lambda p: _write(p, _edit(H, optimizer={**opt, "lr": -1}), A), r"bad training state.*lr must be > 0"),
+        ("optimizer extra field", lambda p: _write(p, _edit(H, optimizer={**opt, "zzz": 1}), A), r"bad training state"),
+        ("schedule unknown", lambda p: _write(p, _edit(H, optimizer={**opt, "schedule": {"name": "Nope"}}), A), r"bad training state"),
+        ("opt_state shape", lambda p: _write(p, H, {**A, "opt_state": S[:1]}), r"opt_state has shape \(1, 26\), expected \(2, 26\)"),
+        ("opt_state NaN", lambda p: _write(p, H, {**A, "opt_state": np.full_like(S, np.nan)}), r"opt_state contains NaN or Inf"),
+        ("opt_state strings", lambda p: _write(p, H, {**A, "opt_state": S.astype(str)}), r"opt_state must be floats"),
+    ]
+
+
+BAD = _bad_files()
+
+
+@pytest.mark.parametrize("make,pattern", [b[1:] for b in BAD], ids=[b[0] for b in BAD])
+def test_load_rejects_bad_file_with_clear_value_error(tmp_path, make, pattern):
+    path = str(tmp_path / "bad.npz")
+    make(path)
+    with pytest.raises(ValueError, match=pattern) as info:
+        fastbp.load(path)
+    msg = str(info.value)
+    assert msg.startswith(path) and "is not a readable fastbp network file" in msg
+    assert len(msg.splitlines()) == 1
+
+
+def test_load_missing_file_and_directory_and_bad_device(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such fastbp network file"):
+        fastbp.load(tmp_path / "nope.npz")
+    with pytest.raises(ValueError, match="not a regular file"):
+        fastbp.load(tmp_path)
+    net, _ = _trained()
+    net.save(tmp_path / "m.npz")
+    with pytest.raises(ValueError, match=r"^device must be 'cpu', 'cuda' or 'cuda:N'; got 'gpu'"):
+        fastbp.load(tmp_path / "m.npz", device="gpu")
+
+
+def test_load_never_unpickles(tmp_path):
+    """A file whose entries are pickles that would run code: load refuses, nothing runs."""
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    path = tmp_path / "evil.npz"
+    np.savez(path, header=np.array([Evil()], dtype=object),
+             params=np.array([Evil()], dtype=object))
+    assert not marker.exists()
+    with pytest.raises(ValueError, match="not a readable fastbp network file"):
+        fastbp.load(path)
+    raw = tmp_path / "raw.npz"  # a bare pickle renamed .npz
+    raw.write_bytes(pickle.dumps(Evil()))
+    with pytest.raises(ValueError, match="not an .npz"):
+        fastbp.load(raw)
+    assert not marker.exists()
+
+
+def _mutations(raw, rng):
+    b = bytearray(raw)
+    kind = int(rng.integers(5))
+    if kind == 0:  # truncation
+        return bytes(b[:int(rng.integers(0, len(b)))])
+    if kind == 1:  # bit flips
+        for _ in range(int(rng.integers(1, 4))):
+            b[int(rng.integers(len(b)))] ^= 1 << int(rng.integers(8))
+        return bytes(b)
+    if kind == 2:  # overwrite a run with random bytes
+        k = int(rng.integers(len(b)))
+        b[k:k + 8] = rng.integers(0, 256, 8, dtype=np.uint8).tobytes()
+        return bytes(b[:len(raw)])
+    if kind == 3:  # delete a run
+        k = int(rng.integers(len(b)))
+        return bytes(b[:k] + b[k + int(rng.integers(1, 64)):])
+    k = int(rng.integers(len(b)))  # insert garbage
+    return bytes(b[:k] + rng.integers(0, 256, int(rng.integers(1, 32)), dtype=np.uint8).tobytes()
+                 + b[k:])
+
+
+def test_fuzz_load_corrupted_files(tmp_path):
+    """Hundreds of seeded corruptions of a real file: each load either raises ValueError or
+    (when the damage hit bytes nothing reads, e.g. a zip timestamp) gives the exact network.
+    Never another exception, never a silently different network."""
+    net, X = _trained(opt=fastbp.SGD(lr=0.05, momentum=0.9, schedule="cosine"), epochs=2)
+    good = tmp_path / "good.npz"
+    net.save(good)
+    raw = good.read_bytes()
+    rng = np.random.default_rng(12345)
+    path = tmp_path / "fuzz.npz"
+    outcomes = {"ValueError": 0, "identical": 0}
+    for _ in range(400):
+        path.write_bytes(_mutations(raw, rng))
+        try:
+            back = fastbp.load(path)
+        except ValueError as exc:
+            assert str(exc).startswith(str(path))
+            outcomes["ValueError"] += 1
+            continue
+        _same(net, back)  # anything that loads is the original, bit for bit
+        np.testing.assert_array_equal(back.forward(X), net.forward(X))
+        outcomes["identical"] += 1
+    assert outcomes["ValueError"] > 300, outcomes
+
+
+# --- atomic save -----------------------------------------------------------------------------------
+def _leftovers(folder, name):
+    return [f for f in os.listdir(folder) if f != name]
+
+
+@pytest.mark.parametrize("exc", [OSError("disk full"), KeyboardInterrupt()])
+def test_crash_mid_save_keeps_previous_file(tmp_path, monkeypatch, exc):
+    old, _ = _trained(seed=1)
+    path = tmp_path / "model.npz"
+    old.save(path)
+    before = path.read_bytes()
+    new, _ = _trained(seed=2)
+    real_savez = np.savez
+
+    def crashing_savez(f, *args, **kwargs):
+        real_savez(f, *args, **kwargs)  # bytes really are written to the temp file...
+        f.write(b"partial")
+        raise exc                        # ...then the "crash"
+
+    monkeypatch.setattr(np, "savez", crashing_savez)
+    with pytest.raises(type(exc)):
+        new.save(path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before            # previous file whole
+    assert _leftovers(tmp_path, "model.npz") == []  # no temp file left
+    _same(old, fastbp.load(path))
+    new.save(path)  # and a later save works
+    _same(new, fastbp.load(path))
+
+
+def test_crash_at_rename_keeps_previous_file(tmp_path, monkeypatch):
+    old, _ = _trained(seed=1)
+    path = tmp_path / "model.npz"
+    old.save(path)
+    before = path.read_bytes()
+    monkeypatch.setattr(os, "replace", lambda *a: (_ for _ in ()).throw(OSError("EIO")))
+    with pytest.raises(OSError, match="EIO"):
+        _trained(seed=3)[0].save(path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert _leftovers(tmp_path, "model.npz") == []
+
+
+def test_save_is_fsynced_then_renamed(tmp_path, monkeypatch):
+    calls = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(os, "replace", lambda a, b: (calls.append("replace"), real_replace(a, b))[1])
+    _trained()[0].save(tmp_path / "m.npz")
+    assert calls[:2] == ["fsync", "replace"]
+
+
+def test_save_into_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"cannot save to .*m.npz.*: folder .* does not exist"):
+        _trained()[0].save(tmp_path / "no" / "such" / "m.npz")
+    with pytest.raises(IsADirectoryError, match="it is a folder"):
+        _trained()[0].save(tmp_path)
+    assert os.listdir(tmp_path) == []
+
+
+# --- checkpoints, interrupt, resume ----------------------------------------------------------------
+def test_checkpoint_every_k_epochs(tmp_path, monkeypatch):
+    X, y = D.spirals(120, seed=0)
+    saved = []
+    real = fastbp.Network.save
+    monkeypatch.setattr(fastbp.Network, "save",
+                        lambda self, p, **kw: (saved.append(self.epochs_done), real(self, p, **kw)))
+    net = fastbp.Network([2, 8, 3], seed=0)
+    net.fit(X, y, epochs=7, batch_size=16, checkpoint=tmp_path / "c.npz", checkpoint_every=3)
+    assert saved == [3, 6, 7]
+    back = fastbp.load(tmp_path / "c.npz")
+    _same(net, back)
+
+
+def _fake_ctrl_c_after(monkeypatch, net, calls):
+    """Deliver a real SIGINT right after the ``calls``-th compiled chunk returns."""
+    real = net._engine.run_batches
+    count = [0]
+
+    def run_batches(*args):
+        out = real(*args)
+        count[0] += 1
+        if count[0] == calls:
+            signal.raise_signal(signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(net._engine, "run_batches", run_batches)
+
+
+@pytest.mark.parametrize("make_opt", [lambda: fastbp.SGD(lr=0.05, momentum=0.9, schedule="step"),
+                                      lambda: fastbp.Adam(lr=0.01, schedule="cosine")])
+@pytest.mark.parametrize("calls", [1, 5, 9, 13])  # mid-epoch and at epoch ends (4 chunks/epoch)
+def test_ctrl_c_mid_epoch_then_resume_is_bit_identical(monkeypatch, make_opt, calls):
+    monkeypatch.setattr(training, "CHUNK_SECONDS", 0.0)  # one minibatch per compiled chunk
+    X, y = D.spirals(100, seed=3)
+    straight = fastbp.Network([2, 10, 3], seed=1)
+    straight.fit(X, y, epochs=5, batch_size=32, optimizer=make_opt())
+    net = fastbp.Network([2, 10, 3], seed=1)
+    _fake_ctrl_c_after(monkeypatch, net, calls)
+    with pytest.raises(KeyboardInterrupt):
+        net.fit(X, y, epochs=5, batch_size=32, optimizer=make_opt())
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    # consistent and usable at the last completed minibatch
+    assert np.isfinite(net.get_flat_parameters()).all()
+    net.predict(X)
+    assert int(net._opt_step[0]) in (0, calls) or isinstance(net.optimizer, fastbp.SGD)
+    net.fit(X, y, epochs=5, batch_size=32, resume=True)
+    _same(straight, net)
+
+
+def test_ctrl_c_then_checkpoint_resume_is_bit_identical(tmp_path, monkeypatch):
+    monkeypatch.setattr(training, "CHUNK_SECONDS", 0.0)
+    X, y = D.spirals(100, seed=4)
+    straight = fastbp.Network([2, 10, 3], seed=2)
+    straight.fit(X, y, epochs=4, batch_size=32, optimizer=fastbp.Adam(lr=0.01))
+    net = fastbp.Network([2, 10, 3], seed=2)
+    _fake_ctrl_c_after(monkeypatch, net, 6)  # in the second epoch
+    ckpt = tmp_path / "run.npz"
+    with pytest.raises(KeyboardInterrupt):
+        net.fit(X, y, epochs=4, batch_size=32, optimizer=fastbp.Adam(lr=0.01), checkpoint=ckpt)
+    resumed = fastbp.load(ckpt)
+    assert resumed.epochs_done == 1  # the last completed epoch's checkpoint
+    resumed.fit(X, y, epochs=4, batch_size=32, resume=True)
+    _same(straight, resumed)
+
+
+def test_plain_fit_after_interrupt_starts_fresh(monkeypatch):
+    monkeypatch.setattr(training, "CHUNK_SECONDS", 0.0)
+    X, y = D.spirals(100, seed=3)
+    net = fastbp.Network([2, 10, 3], seed=1)
+    _fake_ctrl_c_after(monkeypatch, net, 2)
+    with pytest.raises(KeyboardInterrupt):
+        net.fit(X, y, epochs=2, batch_size=32)
+    monkeypatch.undo()
+    hist = net.fit(X, y, epochs=2, batch_size=32)  # no resume: a new run of 2 epochs
+    assert len(hist) == 2 and net.epochs_done == 2
