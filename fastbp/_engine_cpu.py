@@ -6,6 +6,7 @@ the device. Everything crossing this interface is a host NumPy array.
 import numpy as np
 
 from .kernels.cpu import network as K
+from .kernels.cpu.checks import all_finite
 
 
 class CPUEngine:
@@ -28,6 +29,10 @@ class CPUEngine:
 
     def set_params(self, flat):
         self.params[:] = flat
+
+    def all_finite(self, state):
+        """True when the parameters and the optimizer state hold no NaN or Inf."""
+        return all_finite(self.params) and (state.shape[0] == 0 or all_finite(state))
 
     def params_to_host(self, out):
         out[:] = self.params

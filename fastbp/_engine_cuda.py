@@ -54,6 +54,12 @@ class CUDAEngine:
     def set_params(self, flat):
         self.params.copy_to_device(np.ascontiguousarray(flat, dtype=self.dtype))
 
+    def all_finite(self, state):
+        """True when the parameters and the optimizer state hold no NaN or Inf (host check)."""
+        if not np.isfinite(self.params.copy_to_host()).all():
+            return False
+        return state.shape[0] == 0 or bool(np.isfinite(state.copy_to_host()).all())
+
     def params_to_host(self, out):
         if out.dtype == self.dtype and out.flags.c_contiguous and out.shape == self.params.shape:
             self.params.copy_to_host(out)  # straight into the caller's buffer

@@ -168,11 +168,36 @@ class Network:
         return as_targets(name, y, self.loss_name, self.layer_sizes[-1], n, self.dtype)
 
     def forward(self, X):
-        """Output activations ``A_L`` of shape (n, n_outputs)."""
+        """Output activations ``A_L`` of shape (n, n_outputs).
+
+        Parameters
+        ----------
+        X : array_like (n, n_inputs)
+            Inputs.
+
+        Returns
+        -------
+        ndarray (n, n_outputs)
+        """
         return self._engine.forward(self._X(X))
 
     def predict_proba(self, X):
-        """Class probabilities: the softmax (or sigmoid) outputs, (n, n_outputs)."""
+        """Class probabilities: the softmax (or sigmoid) outputs, (n, n_outputs).
+
+        Parameters
+        ----------
+        X : array_like (n, n_inputs)
+            Inputs.
+
+        Returns
+        -------
+        ndarray (n, n_outputs)
+
+        Raises
+        ------
+        ValueError
+            For a network trained with mse.
+        """
         if self.loss_name == "mse":
             raise ValueError("predict_proba needs a classification loss (cross_entropy or "
                              "binary_cross_entropy); this network uses mse: call predict")
@@ -180,7 +205,18 @@ class Network:
 
     def predict(self, X):
         """Class labels (cross_entropy: argmax; binary_cross_entropy: outputs > 0.5 as 0/1)
-        or regression outputs (mse: (n,) for one output, else (n, n_outputs))."""
+        or regression outputs (mse: (n,) for one output, else (n, n_outputs)).
+
+        Parameters
+        ----------
+        X : array_like (n, n_inputs)
+            Inputs.
+
+        Returns
+        -------
+        ndarray
+            Labels (n,) or (n, K) for multi-label, or regression outputs.
+        """
         A = self.forward(X)
         if self.loss_name == "cross_entropy":
             return A.argmax(axis=1)
@@ -190,17 +226,48 @@ class Network:
         return A[:, 0] if A.shape[1] == 1 else A
 
     def loss(self, X, y):
-        """Mean loss over the samples (see the README for each loss's averaging)."""
+        """Mean loss over the samples (see the README for each loss's averaging).
+
+        Parameters
+        ----------
+        X : array_like (n, n_inputs)
+            Inputs.
+        y : array_like
+            Targets, as for fit.
+
+        Returns
+        -------
+        float
+        """
         X = self._X(X)
         return float(self._engine.loss_and_gradients(X, self._Y(y, X.shape[0]), False)[0])
 
     def accuracy(self, X, y):
-        """Fraction of correctly predicted labels (classification losses only)."""
+        """Fraction of correctly predicted labels (classification losses only).
+
+        Parameters
+        ----------
+        X : array_like (n, n_inputs)
+            Inputs.
+        y : array_like
+            Labels or one-hot targets.
+
+        Returns
+        -------
+        float
+        """
         X = self._X(X)
         return _accuracy(self.loss_name, self._engine.forward(X), self._Y(y, X.shape[0]))
 
     def gradients(self, X, y):
         """Gradients of the mean loss over (X, y), parameters untouched.
+
+        Parameters
+        ----------
+        X : array_like (n, n_inputs)
+            Inputs.
+        y : array_like
+            Targets, as for fit.
 
         Returns
         -------
@@ -220,6 +287,38 @@ class Network:
             checkpoint=None, checkpoint_every=1, resume=False, on_divergence="raise"):
         """Train by minibatch backpropagation; see ``fastbp.training.fit`` for every argument.
 
+        Parameters
+        ----------
+        X : array_like (n, n_inputs)
+            Inputs.
+        y : array_like
+            Targets: labels (n,) or one-hot (n, K) for cross_entropy, 0/1 for binary_cross_entropy,
+            floats for mse.
+        epochs : int
+            Epochs to run.
+        batch_size : int
+            Rows per minibatch.
+        optimizer : str or Optimizer
+            "sgd", "adam" or an instance; the same instance continues its state.
+        shuffle : bool
+            Shuffle every epoch.
+        validation_data : tuple or None
+            ``(X_val, y_val)``.
+        progress : bool
+            Progress bar on stderr.
+        callbacks : list or None
+            Callbacks or callables ``f(net, record)``.
+        early_stopping : EarlyStopping, int or None
+            Early stopping (an int is the patience).
+        checkpoint : str, path or None
+            Checkpoint file.
+        checkpoint_every : int
+            Epochs between checkpoints.
+        resume : bool
+            Continue from the network's training state.
+        on_divergence : {"raise", "stop"}
+            What to do when the loss becomes NaN/Inf.
+
         Returns
         -------
         History
@@ -231,12 +330,30 @@ class Network:
                    checkpoint_every=checkpoint_every, resume=resume, on_divergence=on_divergence)
 
     def save(self, path, include_optimizer=True):
-        """Write the network (and its optimizer state) to an .npz file, atomically."""
+        """Write the network (and its optimizer state) to an .npz file, atomically.
+
+        Parameters
+        ----------
+        path : str or path
+            The .npz file to write.
+        include_optimizer : bool
+            Also store the optimizer and its state (to resume training).
+        """
         from .io import save
         save(self, path, include_optimizer=include_optimizer)
 
     def to(self, device):
-        """A copy of this network on another device (parameters and training state)."""
+        """A copy of this network on another device (parameters and training state).
+
+        Parameters
+        ----------
+        device : str
+            "cpu", "cuda" or "cuda:N".
+
+        Returns
+        -------
+        Network
+        """
         from .io import network_from_state, network_state
         return network_from_state(network_state(self), device=device)
 

@@ -15,9 +15,8 @@ and train with the same mathematics as ``sklearn.neural_network``:
 
 Only the arithmetic differs: a whole epoch runs in one compiled function built from
 ``fastbp.kernels`` (forward, output_delta, hidden_delta, weight_gradients, sgd/adam updates),
-without Python between minibatches. Two documented differences: the log-loss is computed from
-the logits (scikit-learn clips probabilities at machine epsilon), and sparse inputs are
-densified.
+without Python between minibatches. The reported loss is scikit-learn's too (log-loss on
+probabilities clipped at machine epsilon). Sparse inputs are densified.
 
 This module imports scikit-learn; ``import fastbp`` alone never does.
 """
@@ -48,8 +47,7 @@ except ImportError:  # pragma: no cover - older scikit-learn
 
 from .kernels.activations import (ACTIVATION_CODES, ADAM, BINARY_CROSS_ENTROPY, CROSS_ENTROPY,
                                   MSE, SGD)
-from .kernels.cpu import (adam_range, hidden_delta, loss_sum, output_delta, sgd_range,
-                          weight_gradients)
+from .kernels.cpu import adam_range, hidden_delta, output_delta, sgd_range, weight_gradients
 from .kernels.cpu.network import (act_view, bias_view, forward_network, n_weights,
                                   predict_network, weight_view, z_view)
 from ._devices import parse_device
@@ -65,6 +63,26 @@ _PREDICT_ROWS = 4096
 
 # -- compiled training core ---------------------------------------------------------------------
 @njit(cache=True)
+def _sample_loss(a, y, loss_code, eps_clip):
+    """One sample's loss exactly as scikit-learn computes it: half squared error averaged
+    over outputs, or log-loss on probabilities clipped to [eps, 1 - eps]."""
+    K = a.shape[0]
+    total = 0.0
+    if loss_code == MSE:
+        for j in range(K):
+            d = float(a[j]) - float(y[j])
+            total += d * d
+        return total / (2.0 * K)
+    for j in range(K):
+        p = min(max(float(a[j]), eps_clip), 1.0 - eps_clip)
+        if y[j] != 0:
+            total -= y[j] * math.log(p)
+        if loss_code == BINARY_CROSS_ENTROPY and y[j] != 1:
+            total -= (1.0 - y[j]) * math.log(1.0 - p)
+    return total
+
+
+@njit(cache=True)
 def _batch_loss_grad(params, sizes, codes, loss_code, alpha, X, Y, sw, weighted, idx, r0, m,
                      rows, A_buf, Z_buf, D_buf, Y_buf, grads):
     """scikit-learn's ``_backprop`` on rows ``idx[r0:r0+m]``: loss and gradients into grads.
@@ -74,6 +92,7 @@ def _batch_loss_grad(params, sizes, codes, loss_code, alpha, X, Y, sw, weighted,
     """
     L = sizes.shape[0] - 1
     K = sizes[L]
+    eps_clip = np.finfo(params.dtype).eps
     A0 = act_view(A_buf, sizes, rows, 0, m)
     Yb = Y_buf[:m]
     sws = 0.0
@@ -88,14 +107,11 @@ def _batch_loss_grad(params, sizes, codes, loss_code, alpha, X, Y, sw, weighted,
     Z = z_view(Z_buf, sizes, rows, L, m)
     A = act_view(A_buf, sizes, rows, L, m)
     out_code = codes[L - 1]
-    if weighted:
-        data = 0.0
-        for r in range(m):
-            w = sw[idx[r0 + r]]
-            if w != 0.0:
-                data += w * loss_sum(Z[r:r + 1], A[r:r + 1], Yb[r:r + 1], out_code, loss_code)
-    else:
-        data = loss_sum(Z, A, Yb, out_code, loss_code)
+    data = 0.0
+    for r in range(m):
+        w = sw[idx[r0 + r]] if weighted else 1.0
+        if w != 0.0:
+            data += w * _sample_loss(A[r], Yb[r], loss_code, eps_clip)
     nw = n_weights(sizes)
     sq = 0.0
     for k in range(nw):
@@ -158,6 +174,53 @@ def _run_epoch(X, Y, sw, weighted, order, batch_size, sizes, codes, loss_code, a
     return total
 
 
+def _drop_stale_cache():
+    """Remove this module's numba cache when fastbp's CPU kernels changed since it was written.
+
+    numba keys a cached function on its own file only, but the cached machine code embeds the
+    kernels it calls: after the kernels change (an edit, an upgrade in place) the stale code
+    would still load, and could crash. A stamp of the kernels' sources (path, size, mtime)
+    sits next to the cache; when it differs, this module's cache files are deleted, so the
+    functions recompile once.
+    """
+    import glob
+    import hashlib
+    import os
+    import sys
+    try:
+        cache_dir = _run_epoch._cache._cache_path  # numba internals: skip quietly if absent
+    except AttributeError:
+        return
+    kernels = sys.modules[adam_range.py_func.__module__].__file__
+    folder = os.path.dirname(os.path.dirname(os.path.abspath(kernels)))  # kernels/
+    digest = hashlib.sha256()
+    for path in sorted(glob.glob(os.path.join(folder, "**", "*.py"), recursive=True)):
+        st = os.stat(path)
+        digest.update(f"{os.path.relpath(path, folder)}:{st.st_size}:{st.st_mtime_ns};".encode())
+    stamp = digest.hexdigest()
+    stamp_file = os.path.join(cache_dir, "sklearn.kernels-stamp")
+    try:
+        with open(stamp_file) as f:
+            if f.read() == stamp:
+                return
+    except OSError:
+        pass
+    for path in glob.glob(os.path.join(cache_dir, "sklearn.*.nb[ic]")):
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+    try:
+        os.makedirs(cache_dir, exist_ok=True)
+        with open(stamp_file, "w") as f:
+            f.write(stamp)
+    except OSError:
+        pass
+
+
+_drop_stale_cache()
+
+
 # -- helpers --------------------------------------------------------------------------------------
 def _dense(X):
     return X.toarray() if sp.issparse(X) else X
@@ -202,7 +265,7 @@ class _BaseMLP(BaseEstimator):
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
         "max_fun": [Interval(Integral, 1, None, closed="left")],
         "device": [str],
-        "dtype": [StrOptions({"float32", "float64"})],
+        "dtype": [StrOptions({"float32", "float64"}), None],
     }
 
     # -- layout and parameters -----------------------------------------------------------------
@@ -219,7 +282,7 @@ class _BaseMLP(BaseEstimator):
         them (after unpickling, or when a user replaced them).
         """
         flat = getattr(self, "_flat", None)
-        dtype = np.dtype(self.dtype)
+        dtype = self._fit_dtype
         if (flat is not None and flat.dtype == dtype
                 and all(a.base is flat for a in self.coefs_ + self.intercepts_)):
             return flat
@@ -294,7 +357,10 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden}.")
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
-        X = np.ascontiguousarray(_dense(X), dtype=self.dtype)
+        if first_pass:
+            # None follows X as scikit-learn does: float32 stays float32, the rest is float64.
+            self._fit_dtype = np.dtype(self.dtype) if self.dtype is not None else X.dtype
+        X = np.ascontiguousarray(_dense(X), dtype=self._fit_dtype)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
         if y.ndim == 1:
@@ -303,13 +369,13 @@ class _BaseMLP(BaseEstimator):
         layer_units = [X.shape[1]] + hidden + [self.n_outputs_]
         self._random_state = check_random_state(self.random_state)
         if first_pass:
-            self._initialize(y, layer_units, np.dtype(self.dtype))
+            self._initialize(y, layer_units, self._fit_dtype)
         elif list(layer_units) != list(self._layer_units):
             raise ValueError(f"the network's layer sizes {self._layer_units} do not match "
                              f"{layer_units}: hidden_layer_sizes changed since the last fit "
                              "(fit again with warm_start=False)")
-        Y = np.ascontiguousarray(y, dtype=self.dtype)
-        flat = np.array(self._flat_from_attributes(), dtype=self.dtype, copy=True)
+        Y = np.ascontiguousarray(y, dtype=self._fit_dtype)
+        flat = np.array(self._flat_from_attributes(), dtype=self._fit_dtype, copy=True)
         if self.solver in ("sgd", "adam"):
             flat = self._fit_stochastic(X, Y, sample_weight, flat, incremental)
         else:
@@ -321,7 +387,7 @@ class _BaseMLP(BaseEstimator):
         return self
 
     def _new_optimizer(self, n_params):
-        dtype = np.dtype(self.dtype)
+        dtype = self._fit_dtype
         if self.solver == "sgd":
             return {"code": SGD, "lr": float(self.learning_rate_init),
                     "state": np.zeros((1, n_params), dtype), "step": np.zeros(1, np.int64)}
@@ -610,9 +676,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Maximum loss evaluations (lbfgs).
     device : str, default="cpu"
         Where to train; only "cpu" is supported by the estimators in this version.
-    dtype : {"float32", "float64"}, default="float32"
-        Arithmetic precision of parameters and computations. "float64" follows scikit-learn
-        to rounding error; "float32" is faster.
+    dtype : {"float32", "float64"} or None, default=None
+        Arithmetic precision of parameters and computations. None follows X as scikit-learn
+        does (float32 input trains in float32, anything else in float64), which reproduces
+        scikit-learn's fit to rounding error; "float32" is faster for wide layers.
 
     Attributes
     ----------
@@ -663,7 +730,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 device="cpu", dtype="float32"):
+                 device="cpu", dtype=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -874,8 +941,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         Maximum loss evaluations (lbfgs).
     device : str, default="cpu"
         Where to train; only "cpu" is supported by the estimators in this version.
-    dtype : {"float32", "float64"}, default="float32"
-        Arithmetic precision.
+    dtype : {"float32", "float64"} or None, default=None
+        Arithmetic precision; None follows X (float32 stays float32, the rest float64).
 
     Attributes
     ----------
@@ -927,7 +994,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 device="cpu", dtype="float32"):
+                 device="cpu", dtype=None):
         self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation

@@ -138,9 +138,10 @@ def _train(net, X, Y, val, epochs, batch_size, opt, shuffle, progress, cbs, chec
     hist = History()
     bar = ProgressBar(epochs, n_batches) if progress else None
     # Divergence recovery: ``good`` always holds finite parameters and optimizer state (the
-    # latest seen at a chunk boundary); ``spare`` receives the next snapshot, which replaces
-    # ``good`` only once it is known to be finite. Buffers are allocated once per fit.
-    good, spare = _Snapshot(net), _Snapshot(net)
+    # latest seen at a chunk boundary). The live state is scanned first (compiled, no
+    # allocation) and copied only when finite, so one buffer suffices: it costs one extra copy
+    # of parameters + optimizer state in memory, allocated once per fit.
+    good = _Snapshot(net)
     good.take(net)
     if not good.finite():
         raise DivergenceError("the network's parameters or optimizer state contain NaN or Inf "
@@ -184,9 +185,8 @@ def _train(net, X, Y, val, epochs, batch_size, opt, shuffle, progress, cbs, chec
                 if status == 0:
                     # A finite loss does not prove the update after it was finite: check the
                     # parameters (and optimizer state) at every chunk boundary.
-                    spare.take(net)
-                    if spare.finite():
-                        good, spare = spare, good
+                    if engine.all_finite(net._opt_state):
+                        good.take(net)
                     else:
                         status = 2
                 if status != 0:

@@ -6,7 +6,10 @@ loop is a straight, vectorisable run over one row.
 """
 import math
 
-from numba import njit
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic, overload
 
 from ..activations import (ELU, GELU, IDENTITY, LEAKY_RELU, RELU, SIGMOID, SOFTMAX, SOFTPLUS,
                            TANH)
@@ -14,19 +17,79 @@ from .scalar import (elu, elu_grad, gelu, gelu_grad, leaky_relu, leaky_relu_grad
                      relu_grad, sigmoid, sigmoid_grad, softplus, softplus_grad, tanh, tanh_grad)
 
 
+@intrinsic
+def _int32_bits_as_float32(typingctx, i):
+    """Reinterpret the low 32 bits of an integer as a float32 (a bitcast; vectorises)."""
+    if not isinstance(i, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        v = args[0]
+        if v.type.width > 32:
+            v = builder.trunc(v, ir.IntType(32))
+        return builder.bitcast(v, ir.FloatType())
+    return types.float32(i), codegen
+
+
+def exp_shifted(x):
+    """exp(x) for x <= 0 (softmax's ``z - max(z)``). float64: math.exp."""
+    return math.exp(x)
+
+
+@overload(exp_shifted, jit_options={"cache": True})
+def _exp_shifted_overload(x):
+    """float32: Cephes expf (range reduction by ln 2, degree-6 polynomial, 2**n by building
+    the exponent bits): within 2 ulp of math.exp, branch-free, so the softmax loops vectorise
+    (libm's expf is a call per element). Below -87.3 it returns ~1.2e-38 instead of a
+    denormal or 0: nothing a softmax row sum (>= 1) can see."""
+    if x == types.float32:
+        log2e = np.float32(1.44269504088896341)
+        c1 = np.float32(0.693359375)
+        c2 = np.float32(-2.12194440e-4)
+        p0 = np.float32(1.9875691500e-4)
+        p1 = np.float32(1.3981999507e-3)
+        p2 = np.float32(8.3334519073e-3)
+        p3 = np.float32(4.1665795894e-2)
+        p4 = np.float32(1.6666665459e-1)
+        p5 = np.float32(5.0000001201e-1)
+        lo = np.float32(-87.3)
+        half = np.float32(0.5)
+        one = np.float32(1.0)
+
+        def impl(x):
+            x = max(x, lo)
+            fx = np.float32(math.floor(x * log2e + half))
+            r = x - fx * c1 - fx * c2
+            r2 = r * r
+            y = (((((p0 * r + p1) * r + p2) * r + p3) * r + p4) * r + p5) * r2 + r + one
+            return y * _int32_bits_as_float32((np.int32(fx) + 127) << 23)
+        return impl
+    if isinstance(x, types.Float):
+        return lambda x: math.exp(x)
+    return None
+
+
 @njit(cache=True)
 def softmax_row(z, a):
-    """a = softmax(z) for one row, shifted by the row max so exp never overflows."""
+    """a = softmax(z) for one row, shifted by the row max so exp never overflows.
+
+    Parameters
+    ----------
+    z : ndarray (m,)
+        Logits of one row (read only).
+    a : ndarray (m,)
+        Output: the probabilities (may not alias z).
+    """
     m = z.shape[0]
-    zmax = -math.inf
+    zmax = z[0]
     for j in range(m):
         if z[j] > zmax:
             zmax = z[j]
+    for j in range(m):
+        a[j] = exp_shifted(z[j] - zmax)
     total = 0.0
     for j in range(m):
-        e = math.exp(z[j] - zmax)
-        a[j] = e
-        total += e
+        total += a[j]
     inv = 1.0 / total
     for j in range(m):
         a[j] *= inv
@@ -79,17 +142,18 @@ def _softmax_rows(Z, b, A):
     """Z += b, then A = softmax(Z) row by row, shifted by the row max (as softmax_row)."""
     n, m = Z.shape
     for i in range(n):
-        zmax = -math.inf
+        zmax = Z[i, 0] + b[0]  # typed as Z: float32 rows take float32 exps
         for j in range(m):
             z = Z[i, j] + b[j]
             Z[i, j] = z
             if z > zmax:
                 zmax = z
+        # separate loops: the exp loop has no reduction in it, so it vectorises
+        for j in range(m):
+            A[i, j] = exp_shifted(Z[i, j] - zmax)
         total = 0.0
         for j in range(m):
-            e = math.exp(Z[i, j] - zmax)
-            A[i, j] = e
-            total += e
+            total += A[i, j]
         inv = 1.0 / total
         for j in range(m):
             A[i, j] *= inv
@@ -102,6 +166,17 @@ def bias_activation(Z, b, code, A):
     The loops index the 2-D arrays directly: a per-row view costs a reference-count round
     trip (about 60 ns, more than the row's arithmetic at these widths). The branch on the
     code sits outside the loops, so every inner loop is one straight, vectorisable run.
+
+    Parameters
+    ----------
+    Z : ndarray (n, m)
+        Pre-activations ``A_prev @ W``; overwritten with ``Z + b``.
+    b : ndarray (m,)
+        Bias, broadcast over the rows.
+    code : int
+        Activation code from ``fastbp.kernels.activations`` (softmax works row-wise).
+    A : ndarray (n, m)
+        Output: ``f(Z + b)``.
     """
     n, m = Z.shape
     if code == SOFTMAX:
@@ -182,7 +257,19 @@ def mul_activation_grad_2d(Z, A, code, D):
 
 @njit(cache=True)
 def mul_activation_grad(z, a, code, d):
-    """d *= f'(z) elementwise, f' from (z, a). 1-D arrays of equal length; not for softmax."""
+    """d *= f'(z) elementwise, f' from (z, a). 1-D arrays of equal length; not for softmax.
+
+    Parameters
+    ----------
+    z : ndarray (m,)
+        Pre-activations of the layer.
+    a : ndarray (m,)
+        Activations ``f(z)``.
+    code : int
+        Elementwise activation code (not softmax).
+    d : ndarray (m,)
+        Multiplied in place by ``f'(z)``.
+    """
     n = d.shape[0]
     if code == RELU:
         for k in range(n):

@@ -16,6 +16,24 @@ def loss_sum(Z, A, Y, out_code, loss_code):
     ``((A - Y)**2).mean() / 2``). binary_cross_entropy (sigmoid output) and cross_entropy
     (softmax output) are computed from the logits Z in log-space, so they stay finite for any
     finite Z: ``max(z, 0) - z y + log1p(exp(-|z|))`` and ``sum_j y_j (logsumexp(z) - z_j)``.
+
+    Parameters
+    ----------
+    Z : ndarray (n, K)
+        Output pre-activations (logits).
+    A : ndarray (n, K)
+        Output activations ``f(Z)``.
+    Y : ndarray (n, K)
+        Targets (one-hot or probabilities for cross_entropy, 0/1 for binary_cross_entropy).
+    out_code : int
+        Output activation code.
+    loss_code : int
+        MSE, BINARY_CROSS_ENTROPY or CROSS_ENTROPY from ``fastbp.kernels.activations``.
+
+    Returns
+    -------
+    float
+        The summed loss (float64).
     """
     n, K = A.shape
     total = 0.0
@@ -55,6 +73,28 @@ def output_delta(Z, A, Y, out_code, loss_code, scale, delta):
     For mse, ``delta = (A - Y) * scale ⊙ f'(Z)`` (through the Jacobian for softmax). Use
     ``scale = 1/n`` for the cross-entropies and ``1/(n*K)`` for mse over n rows, K outputs.
     Z, A, Y, delta: (n, K) C-contiguous, one dtype; overwrites delta only.
+
+    Parameters
+    ----------
+    Z : ndarray (n, K)
+        Output pre-activations.
+    A : ndarray (n, K)
+        Output activations.
+    Y : ndarray (n, K)
+        Targets.
+    out_code : int
+        Output activation code.
+    loss_code : int
+        Loss code; cross_entropy needs softmax and binary_cross_entropy needs sigmoid.
+    scale : float
+        Factor of the mean loss: ``1/n`` (cross-entropies) or ``1/(n*K)`` (mse).
+    delta : ndarray (n, K)
+        Output: ``dC/dZ``.
+
+    Raises
+    ------
+    ValueError
+        On a loss/output combination that has no delta.
     """
     n, K = A.shape
     for i in range(n):
@@ -83,6 +123,21 @@ def hidden_delta(delta_next, W_next, Z, A, code, delta):
 
     delta_next (n, n_next), W_next (n_hidden, n_next), Z, A, delta (n, n_hidden): one dtype,
     C-contiguous; ``code`` is the layer's (elementwise) activation. Overwrites delta only.
+
+    Parameters
+    ----------
+    delta_next : ndarray (n, n_next)
+        Delta of the layer above.
+    W_next : ndarray (n_hidden, n_next)
+        Weights of the layer above.
+    Z : ndarray (n, n_hidden)
+        This layer's pre-activations.
+    A : ndarray (n, n_hidden)
+        This layer's activations.
+    code : int
+        This layer's (elementwise) activation code.
+    delta : ndarray (n, n_hidden)
+        Output: this layer's delta.
     """
     if delta.shape[0] == 0:
         return

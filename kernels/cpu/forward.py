@@ -13,6 +13,21 @@ def forward(A_prev, W, b, code, Z, A):
     C-contiguous, Z and A not overlapping A_prev or W. ``code`` is an activation code from
     ``kernels.activations`` (softmax is row-wise). Overwrites Z and A; allocates nothing.
     The matrix product runs in BLAS (``np.dot`` with ``out``), so BLAS owns the threads.
+
+    Parameters
+    ----------
+    A_prev : ndarray (n, n_in)
+        Activations of the layer below (the inputs for the first layer).
+    W : ndarray (n_in, n_out)
+        Weights.
+    b : ndarray (n_out,)
+        Bias.
+    code : int
+        Activation code from ``fastbp.kernels.activations``.
+    Z : ndarray (n, n_out)
+        Output: pre-activations ``A_prev @ W + b``.
+    A : ndarray (n, n_out)
+        Output: activations ``f(Z)``.
     """
     if Z.shape[0] == 0:
         return

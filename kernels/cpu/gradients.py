@@ -9,6 +9,17 @@ def weight_gradients(A_prev, delta, dW, db):
 
     A_prev (n, n_in), delta (n, n_out), dW (n_in, n_out), db (n_out,): one dtype, C-contiguous.
     Overwrites dW and db. The bias sum runs over rows in order, so it is deterministic.
+
+    Parameters
+    ----------
+    A_prev : ndarray (n, n_in)
+        Activations of the layer below.
+    delta : ndarray (n, n_out)
+        This layer's delta (already scaled for the mean loss).
+    dW : ndarray (n_in, n_out)
+        Output: weight gradient.
+    db : ndarray (n_out,)
+        Output: bias gradient.
     """
     n, m = delta.shape
     db[:] = 0

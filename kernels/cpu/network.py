@@ -32,6 +32,18 @@ N_HYPER = 9
 
 @njit(cache=True)
 def n_weights(sizes):
+    """Number of weights of a network with layer widths ``sizes``.
+
+    Parameters
+    ----------
+    sizes : ndarray of int64 (L+1,)
+        Layer widths, input first.
+
+    Returns
+    -------
+    int
+        Number of weights (the offset of the first bias in the flat vector).
+    """
     total = 0
     for l in range(sizes.shape[0] - 1):
         total += sizes[l] * sizes[l + 1]
@@ -40,7 +52,22 @@ def n_weights(sizes):
 
 @njit(cache=True)
 def weight_view(params, sizes, l):
-    """W of layer l (0-based) as an (sizes[l], sizes[l+1]) view of the flat vector."""
+    """W of layer l (0-based) as an (sizes[l], sizes[l+1]) view of the flat vector.
+
+    Parameters
+    ----------
+    params : ndarray (n_params,)
+        Flat parameter (or gradient) vector.
+    sizes : ndarray of int64 (L+1,)
+        Layer widths.
+    l : int
+        0-based layer.
+
+    Returns
+    -------
+    ndarray (sizes[l], sizes[l+1])
+        A view.
+    """
     off = 0
     for k in range(l):
         off += sizes[k] * sizes[k + 1]
@@ -49,6 +76,22 @@ def weight_view(params, sizes, l):
 
 @njit(cache=True)
 def bias_view(params, sizes, l):
+    """b of layer l (0-based) as a (sizes[l+1],) view of the flat vector.
+
+    Parameters
+    ----------
+    params : ndarray (n_params,)
+        Flat parameter (or gradient) vector.
+    sizes : ndarray of int64 (L+1,)
+        Layer widths.
+    l : int
+        0-based layer.
+
+    Returns
+    -------
+    ndarray (sizes[l+1],)
+        A view.
+    """
     off = n_weights(sizes)
     for k in range(l):
         off += sizes[k + 1]
@@ -57,7 +100,26 @@ def bias_view(params, sizes, l):
 
 @njit(cache=True)
 def act_view(A_buf, sizes, rows, l, m):
-    """A_l (l = 0 is the input) for m rows, in a workspace laid out for ``rows`` rows."""
+    """A_l (l = 0 is the input) for m rows, in a workspace laid out for ``rows`` rows.
+
+    Parameters
+    ----------
+    A_buf : ndarray (rows * sum(sizes),)
+        Activation workspace.
+    sizes : ndarray of int64 (L+1,)
+        Layer widths.
+    rows : int
+        Rows the workspace is laid out for.
+    l : int
+        Layer (0 is the input).
+    m : int
+        Rows in use (<= rows).
+
+    Returns
+    -------
+    ndarray (m, sizes[l])
+        A view.
+    """
     off = 0
     for k in range(l):
         off += rows * sizes[k]
@@ -66,7 +128,26 @@ def act_view(A_buf, sizes, rows, l, m):
 
 @njit(cache=True)
 def z_view(Z_buf, sizes, rows, l, m):
-    """Z_l (l >= 1) for m rows."""
+    """Z_l (l >= 1) for m rows.
+
+    Parameters
+    ----------
+    Z_buf : ndarray (rows * sum(sizes[1:]),)
+        Pre-activation workspace.
+    sizes : ndarray of int64 (L+1,)
+        Layer widths.
+    rows : int
+        Rows the workspace is laid out for.
+    l : int
+        Layer (>= 1).
+    m : int
+        Rows in use (<= rows).
+
+    Returns
+    -------
+    ndarray (m, sizes[l])
+        A view.
+    """
     off = 0
     for k in range(1, l):
         off += rows * sizes[k]
@@ -75,7 +156,23 @@ def z_view(Z_buf, sizes, rows, l, m):
 
 @njit(cache=True, nogil=True)
 def forward_network(params, sizes, codes, m, rows, A_buf, Z_buf):
-    """Forward through every layer for the m rows already in A_0; fills every Z_l and A_l."""
+    """Forward through every layer for the m rows already in A_0; fills every Z_l and A_l.
+
+    Parameters
+    ----------
+    params : ndarray (n_params,)
+        Flat parameter vector.
+    sizes : ndarray of int64 (L+1,)
+        Layer widths.
+    codes : ndarray of int64 (L,)
+        Activation code of each layer, the output's last.
+    m : int
+        Rows in use.
+    rows : int
+        Rows the workspaces are laid out for.
+    A_buf, Z_buf : ndarray
+        Workspaces (see the module docstring); A_0 holds the inputs.
+    """
     for l in range(sizes.shape[0] - 1):
         forward(act_view(A_buf, sizes, rows, l, m), weight_view(params, sizes, l),
                 bias_view(params, sizes, l), codes[l],
@@ -84,7 +181,31 @@ def forward_network(params, sizes, codes, m, rows, A_buf, Z_buf):
 
 @njit(cache=True, nogil=True)
 def backward_network(params, sizes, codes, loss_code, Y, m, rows, A_buf, Z_buf, D_buf, grads):
-    """Mean-loss gradients of the m-row batch (after forward_network) into ``grads``."""
+    """Mean-loss gradients of the m-row batch (after forward_network) into ``grads``.
+
+    Parameters
+    ----------
+    params : ndarray (n_params,)
+        Flat parameter vector.
+    sizes : ndarray of int64 (L+1,)
+        Layer widths.
+    codes : ndarray of int64 (L,)
+        Activation codes.
+    loss_code : int
+        Loss code.
+    Y : ndarray (m, K)
+        Targets of the batch.
+    m : int
+        Rows in use.
+    rows : int
+        Rows the workspaces are laid out for.
+    A_buf, Z_buf : ndarray
+        Workspaces filled by forward_network.
+    D_buf : ndarray (2, rows * max(sizes[1:]))
+        Delta workspace.
+    grads : ndarray (n_params,)
+        Output: gradients, same layout as params.
+    """
     L = sizes.shape[0] - 1
     K = sizes[L]
     scale = 1.0 / (m * K) if loss_code == MSE else 1.0 / m
@@ -107,7 +228,25 @@ def backward_network(params, sizes, codes, loss_code, Y, m, rows, A_buf, Z_buf, 
 def apply_update(params, grads, state, opt, hyper, step, nw):
     """One optimizer step on the flat vector. The first ``nw`` entries (the weights) take
     ``hyper[WEIGHT_DECAY]``; the biases take it times ``hyper[BIAS_DECAY]`` (1 as in PyTorch,
-    0 for scikit-learn's L2 penalty on weights only). ``step`` int64 (1,): Adam's count."""
+    0 for scikit-learn's L2 penalty on weights only). ``step`` int64 (1,): Adam's count.
+
+    Parameters
+    ----------
+    params : ndarray (n_params,)
+        Flat parameter vector, updated in place.
+    grads : ndarray (n_params,)
+        Gradients.
+    state : ndarray (k, n_params)
+        Optimizer state: velocity (SGD) or moments (Adam).
+    opt : int
+        SGD or ADAM from ``fastbp.kernels.activations``.
+    hyper : ndarray of float64 (N_HYPER,)
+        Hyper-parameters (LR, MOMENTUM, ... slots).
+    step : ndarray of int64 (1,)
+        Adam's step count, incremented in place.
+    nw : int
+        Number of weights (entries before the biases).
+    """
     n = params.shape[0]
     lr = hyper[LR]
     wd = hyper[WEIGHT_DECAY]
@@ -161,6 +300,44 @@ def train_batches(X, Y, order, batch_size, first, last, sizes, codes, loss_code,
     int64 (2,): [Adam's step count, number of weights]. ``Y_buf`` (rows, K).
     Returns (sum of per-sample losses, batches completed, status): status 0 = all done,
     1 = a batch's loss was not finite, so that batch made no update.
+
+    Parameters
+    ----------
+    X : ndarray (n, sizes[0])
+        Inputs.
+    Y : ndarray (n, K)
+        Targets.
+    order : ndarray of int64 (n,)
+        The epoch's sample order.
+    batch_size : int
+        Rows per minibatch.
+    first, last : int
+        The batches to run, ``first .. last-1``.
+    sizes : ndarray of int64 (L+1,)
+        Layer widths.
+    codes : ndarray of int64 (L,)
+        Activation codes.
+    loss_code : int
+        Loss code.
+    params : ndarray (n_params,)
+        Flat parameter vector, updated in place.
+    grads : ndarray (n_params,)
+        Gradient workspace.
+    state : ndarray (k, n_params)
+        Optimizer state.
+    opt : int
+        Optimizer code.
+    hyper : ndarray of float64 (N_HYPER,)
+        Hyper-parameters.
+    step : ndarray of int64
+        Step counters.
+    A_buf, Z_buf, D_buf, Y_buf : ndarray
+        Workspaces for ``batch_size`` rows.
+
+    Returns
+    -------
+    tuple of (float, int, int)
+        Loss sum, batches completed, status.
     """
     n = order.shape[0]
     L = sizes.shape[0] - 1
@@ -172,9 +349,13 @@ def train_batches(X, Y, order, batch_size, first, last, sizes, codes, loss_code,
         m = min(n, r0 + batch_size) - r0
         A0 = act_view(A_buf, sizes, rows, 0, m)
         Yb = Y_buf[:m]
+        # element loops, not row views: a view costs a reference-count round trip per row
         for r in range(m):
-            A0[r, :] = X[order[r0 + r]]
-            Yb[r, :] = Y[order[r0 + r]]
+            src = order[r0 + r]
+            for j in range(X.shape[1]):
+                A0[r, j] = X[src, j]
+            for j in range(Y.shape[1]):
+                Yb[r, j] = Y[src, j]
         forward_network(params, sizes, codes, m, rows, A_buf, Z_buf)
         batch_loss = batch_loss_sum(z_view(Z_buf, sizes, rows, L, m),
                                     act_view(A_buf, sizes, rows, L, m), Yb, codes[L - 1], loss_code)
@@ -188,7 +369,23 @@ def train_batches(X, Y, order, batch_size, first, last, sizes, codes, loss_code,
 
 @njit(cache=True, nogil=True)
 def predict_network(params, sizes, codes, X, out, A_buf, Z_buf):
-    """Output activations of every row of X into ``out`` (n, K), ``rows`` rows at a time."""
+    """Output activations of every row of X into ``out`` (n, K), ``rows`` rows at a time.
+
+    Parameters
+    ----------
+    params : ndarray (n_params,)
+        Flat parameter vector.
+    sizes : ndarray of int64 (L+1,)
+        Layer widths.
+    codes : ndarray of int64 (L,)
+        Activation codes.
+    X : ndarray (n, sizes[0])
+        Inputs.
+    out : ndarray (n, K)
+        Output activations.
+    A_buf, Z_buf : ndarray
+        Workspaces for ``rows`` rows (rows is deduced from A_buf's length).
+    """
     n = X.shape[0]
     L = sizes.shape[0] - 1
     rows = A_buf.shape[0] // _sum(sizes)

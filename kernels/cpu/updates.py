@@ -19,6 +19,25 @@ def sgd_range(param, grad, velocity, lr, momentum, nesterov, weight_decay, start
     g = grad + weight_decay * p; with momentum: v = momentum * v + g, then g = v, or
     g = g + momentum * v when nesterov; finally p -= lr * g. ``velocity`` is ignored when
     momentum is 0 (any array then). A velocity of zeros reproduces torch's first step.
+
+    Parameters
+    ----------
+    param : ndarray (n,)
+        Parameters, updated in place.
+    grad : ndarray (n,)
+        Gradients.
+    velocity : ndarray (n,)
+        Momentum buffer, updated in place (ignored when momentum is 0).
+    lr : float
+        Learning rate.
+    momentum : float
+        Momentum factor.
+    nesterov : bool
+        Nesterov momentum.
+    weight_decay : float
+        L2 penalty added to the gradient.
+    start, stop : int
+        The half-open index range to update.
     """
     if momentum == 0.0:
         for k in range(start, stop):
@@ -44,6 +63,29 @@ def adam_range(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, dec
     """torch.optim.Adam (``decoupled=False``) or AdamW (``decoupled=True``) on [start, stop).
 
     ``step`` is this update's 1-based count (bias corrections ``1 - beta**step``).
+
+    Parameters
+    ----------
+    param : ndarray (n,)
+        Parameters, updated in place.
+    grad : ndarray (n,)
+        Gradients.
+    m, v : ndarray (n,)
+        First and second moment buffers, updated in place.
+    step : int
+        1-based step count of this update.
+    lr : float
+        Learning rate.
+    beta1, beta2 : float
+        Moment decay rates.
+    eps : float
+        Denominator term.
+    weight_decay : float
+        L2 penalty (coupled) or decay rate (decoupled).
+    decoupled : bool
+        AdamW's decoupled weight decay.
+    start, stop : int
+        The half-open index range to update.
     """
     bc1 = 1.0 - beta1 ** step
     bc2_sqrt = math.sqrt(1.0 - beta2 ** step)
@@ -62,7 +104,25 @@ def adam_range(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, dec
 
 @njit(cache=True, parallel=True)
 def sgd_update(param, grad, velocity, lr, momentum, nesterov, weight_decay):
-    """In-place SGD step on 1-D arrays (pass ``W.reshape(-1)`` for a matrix); see sgd_range."""
+    """In-place SGD step on 1-D arrays (pass ``W.reshape(-1)`` for a matrix); see sgd_range.
+
+    Parameters
+    ----------
+    param : ndarray (n,)
+        Parameters, updated in place.
+    grad : ndarray (n,)
+        Gradients.
+    velocity : ndarray (n,)
+        Momentum buffer, updated in place (ignored when momentum is 0).
+    lr : float
+        Learning rate.
+    momentum : float
+        Momentum factor.
+    nesterov : bool
+        Nesterov momentum.
+    weight_decay : float
+        L2 penalty added to the gradient.
+    """
     n = param.shape[0]
     nchunks = (n + _CHUNK - 1) // _CHUNK
     for c in prange(nchunks):
@@ -72,7 +132,29 @@ def sgd_update(param, grad, velocity, lr, momentum, nesterov, weight_decay):
 
 @njit(cache=True, parallel=True)
 def adam_update(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled):
-    """In-place Adam/AdamW step on 1-D arrays; see adam_range."""
+    """In-place Adam/AdamW step on 1-D arrays; see adam_range.
+
+    Parameters
+    ----------
+    param : ndarray (n,)
+        Parameters, updated in place.
+    grad : ndarray (n,)
+        Gradients.
+    m, v : ndarray (n,)
+        First and second moment buffers, updated in place.
+    step : int
+        1-based step count of this update.
+    lr : float
+        Learning rate.
+    beta1, beta2 : float
+        Moment decay rates.
+    eps : float
+        Denominator term.
+    weight_decay : float
+        L2 penalty (coupled) or decay rate (decoupled).
+    decoupled : bool
+        AdamW's decoupled weight decay.
+    """
     n = param.shape[0]
     nchunks = (n + _CHUNK - 1) // _CHUNK
     for c in prange(nchunks):

@@ -1,0 +1,72 @@
+"""Smoke test of the asv benchmarks and compare.py: every CPU benchmark's setup and body run
+once on the smallest workload (digits shapes), so the suites never rot. No timing is checked."""
+import importlib
+import itertools
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODULES = ["bench_kernels", "bench_training", "bench_startup"]
+PREFIXES = ("time_", "peakmem_", "track_", "mem_")
+
+sys.path.insert(0, ROOT)
+
+
+def _cases():
+    for modname in MODULES:
+        mod = importlib.import_module(f"asv_benchmarks.{modname}")
+        for cname, cls in sorted(vars(mod).items()):
+            if not isinstance(cls, type) or cls.__module__ != mod.__name__:
+                continue
+            methods = [m for m in dir(cls) if m.startswith(PREFIXES + ("timeraw_",))]
+            if not methods:
+                continue
+            params = getattr(cls, "params", [])
+            if params and not isinstance(params[0], (list, tuple)):
+                params = [params]
+            # the smallest workload only; every dtype
+            grids = [["digits"] if "digits" in p else list(p) for p in params]
+            for combo in itertools.product(*grids) if grids else [()]:
+                yield pytest.param(cls, combo, methods, id=f"{modname}.{cname}{list(combo)}")
+
+
+@pytest.mark.parametrize("cls, combo, methods", list(_cases()))
+def test_benchmark_runs_once(cls, combo, methods):
+    bench = cls()
+    if hasattr(bench, "ROUNDS"):
+        bench.ROUNDS = {k: 1 for k in bench.ROUNDS}  # track_: one round is enough here
+    if any(m.startswith("timeraw_") for m in methods):
+        # run the warm-cache code once in a fresh interpreter (the cold one compiles: too slow)
+        for m in methods:
+            compile(getattr(bench, m)(), m, "exec")
+        code = bench.timeraw_import_and_first_epoch_warm_cache()
+        subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
+        return
+    try:
+        bench.setup(*combo)
+    except NotImplementedError:
+        pytest.skip("benchmark not available here")
+    for m in methods:
+        out = getattr(bench, m)(*combo)
+        if m.startswith("track_"):
+            assert out >= 0
+
+
+def test_compare_script_runs(tmp_path):
+    from asv_benchmarks import compare
+    md, png = tmp_path / "t.md", tmp_path / "t.png"
+    argv = ["-w", "digits", "-f", "fastbp,numpy", "--rounds", "1", "--markdown", str(md)]
+    try:
+        import matplotlib  # noqa: F401
+        argv += ["--png", str(png)]
+    except ImportError:
+        png = None
+    results = compare.main(argv)
+    assert set(results[0]["sps"]) == {"fastbp", "numpy"}
+    assert results[0]["floor"] > 0
+    assert "| digits | fastbp |" in md.read_text()
+    if png is not None:
+        assert png.stat().st_size > 0
