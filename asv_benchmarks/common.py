@@ -36,7 +36,7 @@ def flops_per_sample(sizes):
 def make_data(sizes, n, dtype="float32", seed=SEED):
     """Random standard-normal inputs and integer labels, fixed seed."""
     rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, sizes[0])).astype(dtype)
+    X = rng.standard_normal((n, sizes[0]), dtype=np.dtype(dtype).type)  # no float64 temporary
     y = rng.integers(0, sizes[-1], n)
     return X, y
 

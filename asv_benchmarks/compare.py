@@ -143,6 +143,8 @@ class TorchTrainer:
 
 def _jax_parts(sizes, dtype):
     import jax
+    if dtype == "float64":
+        jax.config.update("jax_enable_x64", True)  # else JAX silently computes in float32
     import jax.numpy as jnp
 
     def loss_fn(params, x, y):
@@ -242,6 +244,27 @@ def available(name):
 
 # -- measurement ----------------------------------------------------------------------------------
 
+def xla_sgemm_rate(n=2048, reps=1):
+    """FLOP/s of an n^3 float32 product through JAX/XLA (its own GEMM code, not OpenBLAS),
+    or None without JAX: the machine may run faster products than the BLAS floor shows."""
+    if not available("jax-scan"):
+        return None
+    import jax
+    import jax.numpy as jnp
+    if not hasattr(xla_sgemm_rate, "_f"):
+        xla_sgemm_rate._f = jax.jit(jnp.dot)
+        xla_sgemm_rate._ab = [jnp.asarray(np.random.default_rng(i).standard_normal((n, n)),
+                                          dtype=jnp.float32) for i in (1, 2)]
+        xla_sgemm_rate._f(*xla_sgemm_rate._ab).block_until_ready()
+    f, (a, b) = xla_sgemm_rate._f, xla_sgemm_rate._ab
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        f(a, b).block_until_ready()
+        times.append(time.perf_counter() - t)
+    return 2.0 * a.shape[0] ** 3 / float(np.median(times))
+
+
 def compare_workload(name, sizes, batch, n, frameworks, rounds, dtype="float32", log=print):
     """Interleaved epochs of every framework plus one SGEMM timing per round; returns a dict."""
     X, y = make_data(sizes, n, dtype)
@@ -258,7 +281,7 @@ def compare_workload(name, sizes, batch, n, frameworks, rounds, dtype="float32",
         trainers[fw] = tr
         log(f"  {fw}: ready ({time.perf_counter() - t:.1f} s incl. first epoch)")
     secs = {fw: [] for fw in trainers}
-    rates = []
+    rates, xla_rates = [], []
     for _ in range(rounds):
         for fw, tr in trainers.items():
             gc.collect()
@@ -270,11 +293,16 @@ def compare_workload(name, sizes, batch, n, frameworks, rounds, dtype="float32",
             secs[fw].append(time.perf_counter() - t)
         time.sleep(PAUSE)
         rates.append(sgemm_rate(reps=1))
+        if any(fw.startswith("jax") for fw in trainers):
+            time.sleep(PAUSE)
+            xla_rates.append(xla_sgemm_rate())
     rate = float(np.median(rates))
+    xla = float(np.median(xla_rates)) / 1e9 if xla_rates else None
     floor = floor_samples_per_s(sizes, rate)
     sps = {fw: n / float(np.median(s)) for fw, s in secs.items()}
     return {"name": name, "sizes": sizes, "batch": batch, "n": n, "dtype": dtype,
-            "rounds": rounds, "sgemm_gflops": rate / 1e9, "floor": floor, "sps": sps,
+            "rounds": rounds, "sgemm_gflops": rate / 1e9, "xla_sgemm_gflops": xla,
+            "floor": floor, "sps": sps,
             "spread": {fw: (n / max(s), n / min(s)) for fw, s in secs.items()}}
 
 
@@ -296,13 +324,15 @@ def format_table(results, markdown=False):
             else:
                 lines.append(f"{cells[0]:<8} {cells[1]:<10} {cells[2]:>12} {cells[3]:>14} "
                              f"{cells[4]:>18}")
-        floor_cells = [label, "floor", f"{r['floor']:,.0f}", "",
-                       f"SGEMM {r['sgemm_gflops']:.0f} GFLOP/s"]
+        note = f"SGEMM {r['sgemm_gflops']:.0f} GFLOP/s"
+        if r.get("xla_sgemm_gflops"):
+            note += f" (XLA: {r['xla_sgemm_gflops']:.0f})"
+        floor_cells = [label, "floor", f"{r['floor']:,.0f}", "", note]
         if markdown:
             lines.append("| " + " | ".join(floor_cells) + " |")
         else:
             lines.append(f"{floor_cells[0]:<8} {floor_cells[1]:<10} {floor_cells[2]:>12} "
-                         f"{'':>14} {floor_cells[4]:>18}")
+                         f"{'':>14}   {floor_cells[4]}")
     return "\n".join(lines)
 
 
@@ -344,10 +374,12 @@ def cost_curve(dtype="float32", log=print, rounds=5):
         net.fit(X[:2 * batch], y[:2 * batch], epochs=1, batch_size=batch, optimizer=opt)
         ts, rates = [], []
         for _ in range(rounds):
+            time.sleep(PAUSE)  # NumPy's BLAS threads (the SGEMM below) stop spinning first
             t = time.perf_counter()
             net.fit(X, y, epochs=1, batch_size=batch, optimizer=opt, shuffle=False)
             ts.append((time.perf_counter() - t) / steps)
-            rates.append(sgemm_rate(n=1024, reps=1))
+            time.sleep(PAUSE)
+            rates.append(sgemm_rate(reps=1))
         step = float(np.median(ts))
         fl = flops_per_sample(sizes) * batch
         rate = float(np.median(rates))
@@ -398,7 +430,9 @@ def main(argv=None):
     if not (args.curve and args.no_table):
         import numba
         print(f"# fastbp compare: python {sys.version.split()[0]}, numpy {np.__version__}, "
-              f"numba {numba.__version__}, {os.cpu_count()} CPUs, dtype {args.dtype}")
+              f"numba {numba.__version__}, {os.cpu_count()} CPUs, dtype {args.dtype}, "
+              f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(auto)')}, "
+              f"load average {os.getloadavg()[0]:.2f}")
         if args.sizes:
             sizes = [int(v) for v in args.sizes.split(",")]
             batch = args.batch or 32

@@ -70,3 +70,11 @@ def test_compare_script_runs(tmp_path):
     assert "| digits | fastbp |" in md.read_text()
     if png is not None:
         assert png.stat().st_size > 0
+
+
+def test_asv_check_finds_no_problems():
+    """asv itself discovers and validates the suites (imports, parameters, names)."""
+    out = subprocess.run([sys.executable, "-m", "asv", "check", "--python=same"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "No problems found" in out.stdout
