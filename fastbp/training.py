@@ -18,6 +18,11 @@ from .network import _accuracy
 from .optimizers import make_optimizer
 
 CHUNK_SECONDS = 0.2
+# Each chunk boundary scans and copies parameters + optimizer state (the divergence snapshot).
+# Chunks stretch so that this costs at most ~1/SNAPSHOT_RATIO of the training time, but never
+# past MAX_CHUNK_SECONDS, which bounds how long Ctrl-C waits.
+SNAPSHOT_RATIO = 50
+MAX_CHUNK_SECONDS = 1.0
 
 
 class DivergenceError(FloatingPointError):
@@ -142,7 +147,11 @@ def _train(net, X, Y, val, epochs, batch_size, opt, shuffle, progress, cbs, chec
     # allocation) and copied only when finite, so one buffer suffices: it costs one extra copy
     # of parameters + optimizer state in memory, allocated once per fit.
     good = _Snapshot(net)
+    ts = time.perf_counter()
     good.take(net)
+    snap_seconds = time.perf_counter() - ts
+    chunk_seconds = CHUNK_SECONDS and max(CHUNK_SECONDS,
+                                          min(MAX_CHUNK_SECONDS, SNAPSHOT_RATIO * snap_seconds))
     if not good.finite():
         raise DivergenceError("the network's parameters or optimizer state contain NaN or Inf "
                               "before training starts; set finite parameters first")
@@ -173,7 +182,7 @@ def _train(net, X, Y, val, epochs, batch_size, opt, shuffle, progress, cbs, chec
                                           "rng_state": rng_state, "order": order,
                                           "loss_total": loss_total, "done": done}
                     ctrl_c.fire()
-                chunk = 1 if per_batch is None else max(1, int(CHUNK_SECONDS / per_batch))
+                chunk = 1 if per_batch is None else max(1, int(chunk_seconds / per_batch))
                 last = min(n_batches, done + chunk)
                 tc = time.perf_counter()
                 loss_sum, ran, status = engine.run_batches(order, done, last, opt.code, hyper,
