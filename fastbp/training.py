@@ -206,13 +206,12 @@ def _train(net, X, Y, val, epochs, batch_size, opt, shuffle, progress, cbs, chec
             seconds = time.perf_counter() - t0
             record = {"epoch": epoch, "loss": loss_total / n, "lr": hyper[0],
                       "seconds": seconds, "samples_per_s": n / seconds if seconds else math.inf}
-            if net.loss_name != "mse":
-                record["accuracy"] = None  # filled below only on request: costs a pass
             if val is not None:
                 vloss, _ = engine.loss_and_gradients(val[0], val[1], False)
                 record["val_loss"] = float(vloss)
-                record["val_accuracy"] = _accuracy(net.loss_name, engine.forward(val[0]), val[1])
-            record = {k: v for k, v in record.items() if v is not None}
+                vacc = _accuracy(net.loss_name, engine.forward(val[0]), val[1])
+                if vacc is not None:  # classification losses only
+                    record["val_accuracy"] = vacc
             net.epochs_done = epoch + 1
             hist.append(record)
             if bar:
