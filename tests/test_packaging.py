@@ -1,0 +1,39 @@
+"""A regular (non-editable) install gives ``fastbp`` and ``fastbp.kernels`` with the data.
+
+Builds a wheel of this checkout, installs it into a temporary folder with ``--target``, and
+imports it from there in a fresh interpreter (that folder comes first on the path, so the
+editable install of the test environment cannot stand in for it).
+"""
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+CHECK = """
+import os, sys, numpy as np
+import fastbp, fastbp.kernels
+from fastbp.data import load_digits
+site = sys.argv[1]
+for mod in (fastbp, fastbp.kernels):
+    assert os.path.abspath(mod.__file__).startswith(site), mod.__file__
+X, y = load_digits()
+assert X.shape == (1797, 64)
+net = fastbp.Network([64, 8, 10], seed=0)
+net.fit(X[:64] / 16, y[:64], epochs=1)
+print("ok", fastbp.kernels.__file__)
+"""
+
+
+def test_wheel_install_imports_fastbp_and_kernels(tmp_path):
+    wheels, site = tmp_path / "wheels", tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels),
+                    ROOT], check=True, timeout=600)
+    wheel = next(wheels.glob("fastbp-*.whl"))
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
+                    str(site), str(wheel)], check=True, timeout=600)
+    env = dict(os.environ, PYTHONPATH=str(site))
+    out = subprocess.run([sys.executable, "-c", CHECK, str(site)], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.startswith("ok")
