@@ -256,6 +256,10 @@ class Network:
         -------
         float
         """
+        if self.loss_name == "mse":
+            raise ValueError("accuracy needs a classification loss (cross_entropy or "
+                             "binary_cross_entropy); this network uses mse: compare "
+                             "predict(X) with y instead")
         X = self._X(X)
         return _accuracy(self.loss_name, self._engine.forward(X), self._Y(y, X.shape[0]))
 

@@ -82,6 +82,8 @@ def test_multilabel_and_multioutput():
     assert reg.loss(X, Yreg) == pytest.approx(R.loss("mse", reg.forward(X), Yreg), rel=1e-5)
     with pytest.raises(ValueError, match="predict_proba"):
         reg.predict_proba(X)
+    with pytest.raises(ValueError, match="accuracy needs a classification loss"):
+        reg.accuracy(X, Yreg)
 
 
 def test_progress_bar_and_history(capsys):
