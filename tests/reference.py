@@ -6,7 +6,7 @@ LEAKY = 0.01
 
 ACT = {
     "identity": lambda z: z,
-    "sigmoid": lambda z: 1.0 / (1.0 + np.exp(-z)),
+    "sigmoid": lambda z: 0.5 * (1.0 + np.tanh(0.5 * z)),  # the same function, never overflows
     "tanh": np.tanh,
     "relu": lambda z: np.maximum(z, 0.0),
     "leaky_relu": lambda z: np.where(z > 0, z, LEAKY * z),

@@ -1,57 +1,25 @@
 """Independent float64 NumPy references for the CUDA kernel tests (no fastbp code inside)."""
 import numpy as np
-from scipy.special import erf
+
+import reference as R  # tests/reference.py: the shared float64 references
 
 IDENTITY, SIGMOID, TANH, RELU, LEAKY_RELU, ELU, SOFTPLUS, GELU, SOFTMAX = range(9)
 ELEMENTWISE = (IDENTITY, SIGMOID, TANH, RELU, LEAKY_RELU, ELU, SOFTPLUS, GELU)
 MSE, BCE, CE = range(3)
 
 
+NAMES = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "softplus", "gelu",
+         "softmax")  # indexed by code, as in kernels/activations.py
+
+
 def act(z, code):
-    z = np.asarray(z, np.float64)
-    if code == IDENTITY:
-        return z.copy()
-    if code == SIGMOID:
-        return 0.5 * (1.0 + np.tanh(0.5 * z))
-    if code == TANH:
-        return np.tanh(z)
-    if code == RELU:
-        return np.where(z > 0, z, 0.0)
-    if code == LEAKY_RELU:
-        return np.where(z > 0, z, 0.01 * z)
-    if code == ELU:
-        return np.where(z > 0, z, np.expm1(np.minimum(z, 0)))
-    if code == SOFTPLUS:
-        return np.logaddexp(0.0, z)
-    if code == GELU:
-        return 0.5 * z * (1.0 + erf(z / np.sqrt(2.0)))
-    if code == SOFTMAX:
-        e = np.exp(z - z.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
-    raise ValueError(code)
+    """f(z) by activation code, from the shared float64 reference table."""
+    return R.ACT[NAMES[code]](np.asarray(z, np.float64))
 
 
 def act_grad(z, code):
-    """f'(z), elementwise codes only."""
-    z = np.asarray(z, np.float64)
-    if code == IDENTITY:
-        return np.ones_like(z)
-    if code == SIGMOID:
-        s = act(z, SIGMOID)
-        return s * (1 - s)
-    if code == TANH:
-        return 1 - np.tanh(z) ** 2
-    if code == RELU:
-        return (z > 0).astype(np.float64)
-    if code == LEAKY_RELU:
-        return np.where(z > 0, 1.0, 0.01)
-    if code == ELU:
-        return np.where(z > 0, 1.0, np.exp(np.minimum(z, 0)))
-    if code == SOFTPLUS:
-        return act(z, SIGMOID)
-    if code == GELU:
-        return 0.5 * (1 + erf(z / np.sqrt(2))) + z * np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi)
-    raise ValueError(code)
+    """f'(z), elementwise codes only (closed forms of the shared reference)."""
+    return R.ACT_GRAD[NAMES[code]](np.asarray(z, np.float64))
 
 
 def row_losses(Z, Y, out_code, loss_code):
@@ -93,24 +61,12 @@ def network_grads(Ws, bs, codes, loss_code, X, Y):
 
 
 def sgd(p, g, v, lr, mom, nesterov, wd):
-    p, g, v = (np.asarray(a, np.float64).copy() for a in (p, g, v))
-    g = g + wd * p
-    if mom:
-        v = mom * v + g
-        g = g + mom * v if nesterov else v
-    return p - lr * g, v
+    return R.sgd(*(np.asarray(a, np.float64) for a in (p, g, v)), lr, mom, nesterov, wd)
 
 
 def adam(p, g, m, v, t, lr, b1, b2, eps, wd, decoupled):
-    p, g, m, v = (np.asarray(a, np.float64).copy() for a in (p, g, m, v))
-    if decoupled:
-        p = p * (1 - lr * wd)
-    else:
-        g = g + wd * p
-    m = b1 * m + (1 - b1) * g
-    v = b2 * v + (1 - b2) * g * g
-    mhat, vhat = m / (1 - b1 ** t), v / (1 - b2 ** t)
-    return p - lr * mhat / (np.sqrt(vhat) + eps), m, v
+    return R.adam(*(np.asarray(a, np.float64) for a in (p, g, m, v)), t, lr, b1, b2, eps, wd,
+                  decoupled)
 
 
 def tol(dtype):
