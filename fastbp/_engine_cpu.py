@@ -82,6 +82,13 @@ class CPUEngine:
                            A_buf, Z_buf, D_buf, grads)
         return loss, grads
 
+    def evaluate(self, X, Y):
+        """Mean loss and output activations (n, K) of (X, Y), from one forward pass."""
+        n = X.shape[0]
+        loss, _ = self.loss_and_gradients(X, Y, False)
+        A_buf = self._workspace(n)[0]  # the buffers that forward pass just filled
+        return loss, K.act_view(A_buf, self.sizes, n, len(self.sizes) - 1, n).copy()
+
     # -- training -------------------------------------------------------------------------------
     def begin_fit(self, X, Y, batch_size):
         self._X, self._Y = X, Y

@@ -123,6 +123,12 @@ class CUDAEngine:
         K.backward_network(Ws, self.codes, self.loss_code, ws.Y, n, ws, gWs, gbs)
         return loss, self._grads.copy_to_host()
 
+    def evaluate(self, X, Y):
+        """Mean loss and output activations (n, K) of (X, Y), from one forward pass."""
+        n = X.shape[0]
+        loss, _ = self.loss_and_gradients(X, Y, False)
+        return loss, self._workspace(max(n, 1)).A[-1][:n].copy_to_host()
+
     # -- training -------------------------------------------------------------------------------
     def begin_fit(self, X, Y, batch_size):
         """Copy the dataset to the device once (device arrays with __cuda_array_interface__

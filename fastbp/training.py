@@ -207,9 +207,9 @@ def _train(net, X, Y, val, epochs, batch_size, opt, shuffle, progress, cbs, chec
             record = {"epoch": epoch, "loss": loss_total / n, "lr": hyper[0],
                       "seconds": seconds, "samples_per_s": n / seconds if seconds else math.inf}
             if val is not None:
-                vloss, _ = engine.loss_and_gradients(val[0], val[1], False)
+                vloss, vout = engine.evaluate(val[0], val[1])  # one forward pass for both
                 record["val_loss"] = float(vloss)
-                vacc = _accuracy(net.loss_name, engine.forward(val[0]), val[1])
+                vacc = _accuracy(net.loss_name, vout, val[1])
                 if vacc is not None:  # classification losses only
                     record["val_accuracy"] = vacc
             net.epochs_done = epoch + 1

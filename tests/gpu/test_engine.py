@@ -66,6 +66,20 @@ def test_forward_and_gradients_match_cpu_and_reference(net, dtype):
         close(g, r, dtype)
 
 
+@pytest.mark.parametrize("net", NETS)
+def test_evaluate_matches_cpu(net):
+    """One forward pass gives the validation loss and outputs on both engines alike."""
+    sizes, act, out, loss = net
+    cpu, gpu = pair(sizes, act, out, loss, "float64")
+    X, y = data(sizes, gpu.loss_name)
+    Xc, Y = gpu._X(X), gpu._Y(y, X.shape[0])
+    (gl, ga), (cl, ca) = gpu._engine.evaluate(Xc, Y), cpu._engine.evaluate(Xc, Y)
+    close(gl, cl, "float64")
+    close(ga, ca, "float64")
+    close(ga, cpu.forward(X), "float64")
+    close(cl, cpu.loss(X, y), "float64")
+
+
 FITS = [("sgd", {}), (fastbp.SGD(lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3), {}),
         (fastbp.Adam(lr=1e-2, weight_decay=1e-2, decoupled=True), {})]
 
