@@ -3,9 +3,11 @@
 Every framework trains the same network (ReLU hidden layers, softmax + cross-entropy, SGD with
 momentum 0.9, no weight decay) on the same float data, in the same batch order (the data are
 shuffled once with a fixed seed and every framework walks them in order, ``shuffle=False``).
-The measurements are interleaved: each round runs one epoch of every framework in turn and one
-SGEMM timing, and the table reports medians over the rounds, so a slow moment on a shared
-machine hits everyone alike. Peers run only where installed (``pip install -e ".[peers]"``):
+The measurements are interleaved: each round runs every framework in turn and one SGEMM timing,
+and the table reports medians over the rounds, so a slow moment on a shared machine hits
+everyone alike. A framework's timing in a round covers as many consecutive epochs as it needs
+for at least ``MIN_TIMED`` seconds (counted once, during warm-up): a single 1 ms epoch right
+after another framework ran measures cache and branch-predictor warm-up more than training. Peers run only where installed (``pip install -e ".[peers]"``):
 
   numpy      the same step written in plain NumPy (BLAS products, NumPy elementwise)
   torch      PyTorch CPU eager: nn.Sequential + CrossEntropyLoss + optim.SGD
@@ -40,6 +42,7 @@ else:
                          make_data, sgemm_rate)
 
 PAUSE = 0.15  # seconds between timed epochs of different frameworks
+MIN_TIMED = 0.1  # seconds of consecutive epochs per timing
 FRAMEWORKS = ["fastbp", "numpy", "torch", "jax-step", "jax-scan", "sklearn"]
 
 
@@ -270,7 +273,7 @@ def compare_workload(name, sizes, batch, n, frameworks, rounds, dtype="float32",
     X, y = make_data(sizes, n, dtype)
     perm = np.random.default_rng(1).permutation(n)
     X, y = np.ascontiguousarray(X[perm]), y[perm]
-    trainers = {}
+    trainers, reps = {}, {}
     for fw in frameworks:
         if not available(fw):
             log(f"  {fw}: not installed, skipped")
@@ -278,8 +281,12 @@ def compare_workload(name, sizes, batch, n, frameworks, rounds, dtype="float32",
         t = time.perf_counter()
         tr = TRAINERS[fw](sizes, batch, X, y, dtype)
         tr.epoch()  # compile / warm up
+        ready = time.perf_counter() - t
+        t = time.perf_counter()
+        tr.epoch()
+        reps[fw] = max(1, math.ceil(MIN_TIMED / (time.perf_counter() - t)))
         trainers[fw] = tr
-        log(f"  {fw}: ready ({time.perf_counter() - t:.1f} s incl. first epoch)")
+        log(f"  {fw}: ready ({ready:.1f} s incl. first epoch; {reps[fw]} epoch(s) per timing)")
     secs = {fw: [] for fw in trainers}
     rates, xla_rates = [], []
     for _ in range(rounds):
@@ -289,8 +296,9 @@ def compare_workload(name, sizes, batch, n, frameworks, rounds, dtype="float32",
             # spin-waiting first, so no framework pays for another's idle pool
             time.sleep(PAUSE)
             t = time.perf_counter()
-            tr.epoch()
-            secs[fw].append(time.perf_counter() - t)
+            for _ in range(reps[fw]):
+                tr.epoch()
+            secs[fw].append((time.perf_counter() - t) / reps[fw])
         time.sleep(PAUSE)
         rates.append(sgemm_rate(reps=1))
         if any(fw.startswith("jax") for fw in trainers):

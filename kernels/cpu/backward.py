@@ -6,6 +6,7 @@ from numba import njit
 
 from ..activations import BINARY_CROSS_ENTROPY, CROSS_ENTROPY, MSE, SIGMOID, SOFTMAX
 from .activation import mul_activation_grad
+from .gemm import matmul_nt
 
 
 @njit(cache=True)
@@ -141,6 +142,6 @@ def hidden_delta(delta_next, W_next, Z, A, code, delta):
     """
     if delta.shape[0] == 0:
         return
-    np.dot(delta_next, W_next.T, delta)
+    matmul_nt(delta_next, W_next, delta)
     for i in range(delta.shape[0]):
         mul_activation_grad(Z[i], A[i], code, delta[i])

@@ -1,8 +1,8 @@
 """Forward kernel: affine transform with bias and activation fused."""
-import numpy as np
 from numba import njit
 
 from .activation import bias_activation
+from .gemm import matmul
 
 
 @njit(cache=True)
@@ -12,7 +12,8 @@ def forward(A_prev, W, b, code, Z, A):
     A_prev (n, n_in), W (n_in, n_out), b (n_out,), Z and A (n, n_out): one float dtype,
     C-contiguous, Z and A not overlapping A_prev or W. ``code`` is an activation code from
     ``kernels.activations`` (softmax is row-wise). Overwrites Z and A; allocates nothing.
-    The matrix product runs in BLAS (``np.dot`` with ``out``), so BLAS owns the threads.
+    The product is ``gemm.matmul``: own register-tiled code for small products, BLAS for
+    large ones (BLAS then owns the threads).
 
     Parameters
     ----------
@@ -31,5 +32,5 @@ def forward(A_prev, W, b, code, Z, A):
     """
     if Z.shape[0] == 0:
         return
-    np.dot(A_prev, W, Z)
+    matmul(A_prev, W, Z)
     bias_activation(Z, b, code, A)

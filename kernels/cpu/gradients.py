@@ -1,6 +1,7 @@
 """Weight and bias gradients of one layer."""
-import numpy as np
 from numba import njit
+
+from .gemm import matmul_tn
 
 
 @njit(cache=True)
@@ -26,7 +27,7 @@ def weight_gradients(A_prev, delta, dW, db):
     if n == 0:
         dW[:] = 0
         return
-    np.dot(A_prev.T, delta, dW)
+    matmul_tn(A_prev, delta, dW)
     for i in range(n):
         for j in range(m):
             db[j] += delta[i, j]

@@ -9,8 +9,9 @@ Layout contract (shared with the Python engine that allocates the buffers):
 * Workspaces for ``B`` rows: ``A_buf`` of ``B * sum(sizes)`` (A_0 = the batch's inputs first),
   ``Z_buf`` of ``B * sum(sizes[1:])``, ``D_buf`` (2, ``B * max(sizes[1:])``) for deltas.
 
-The loops are serial: the matrix products inside run in BLAS, and BLAS owns the threads, so
-two thread pools never spin against each other (README, "Threading").
+The loops are serial: the matrix products (``gemm.py``) run in fastbp's own serial code when
+small and in BLAS when large, so BLAS owns the threads and two thread pools never spin
+against each other (README, "Threading").
 """
 import math
 
@@ -22,6 +23,7 @@ from ..activations import ADAM, CROSS_ENTROPY, MSE, SGD, SOFTMAX
 from .activation import mul_activation_grad_2d
 from .backward import hidden_delta, loss_sum, output_delta
 from .forward import forward
+from .gemm import matmul_nt
 from .gradients import weight_gradients
 from .updates import adam_range, sgd_range
 
@@ -218,7 +220,7 @@ def backward_network(params, sizes, codes, loss_code, Y, m, rows, A_buf, Z_buf, 
         if l > 0:
             prev = D_buf[(L - l) % 2, :m * sizes[l]].reshape((m, sizes[l]))
             # hidden_delta's recursion with the 2-D activation-derivative loop (no row views)
-            np.dot(delta, weight_view(params, sizes, l).T, prev)
+            matmul_nt(delta, weight_view(params, sizes, l), prev)
             mul_activation_grad_2d(z_view(Z_buf, sizes, rows, l, m),
                                    act_view(A_buf, sizes, rows, l, m), codes[l - 1], prev)
             delta = prev

@@ -1,0 +1,317 @@
+"""Matrix products for the training kernels: ``A @ B``, ``A.T @ B`` and ``A @ B.T``.
+
+Own register-tiled products (``simd.py`` vectors: a tile of 4 or 8 output rows by one or two
+64-byte vectors stays in registers over the whole reduction) below ``BLAS_MIN_MACS_F32``
+(``_F64``) multiply-adds; BLAS (``np.dot``) at and above it and for one-row products. Why not
+BLAS for everything: a training step of a small network is a handful of small products, where
+BLAS's call, packing and dispatch cost more than the arithmetic (measured, float32 32x64x128:
+BLAS 7.4 us, this 2.8 us), and OpenBLAS may be pinned to AVX2 while LLVM emits AVX-512 here.
+The own products are serial and allocate nothing (``A @ B.T`` packs panels of ``B`` into a
+fixed stack buffer), and each output element is summed in a fixed order, so results are
+deterministic.
+
+All arrays 2-D, one float dtype; ``out`` must not overlap the inputs. The own products need
+C-contiguous arrays; other layouts go through BLAS.
+"""
+import numpy as np
+from numba import njit
+from numba.extending import overload
+
+from .simd import SCRATCH, lanes, stack_scratch, transpose_block, vadd, vfma, vload, vsplat, \
+    vstore, vzero
+
+#: Products with at least this many multiply-adds go to BLAS, whose two threads win there
+#: (measured on 2 cores, whole mnist-size training steps: 1 << 24 for float32).
+BLAS_MIN_MACS_F32 = 1 << 24
+BLAS_MIN_MACS_F64 = 1 << 22
+
+
+@njit(cache=True, inline='always')
+def _panel2(a, a_off, ais, ars, b, b_off, ldb, c, c_off, ldc, M, R, rem, accumulate):
+    """Two-vector-wide column panel: for i < M,
+    ``c[c_off + i*ldc + j] (+)= sum_{r<R} a[a_off + i*ais + r*ars] * b[b_off + r*ldb + j]``
+    for j < min(2 lanes, rem)."""
+    V = lanes(a)
+    rem1 = rem - V
+    i = 0
+    while i + 4 <= M:
+        c00 = vzero(a)
+        c01 = vzero(a)
+        c10 = vzero(a)
+        c11 = vzero(a)
+        c20 = vzero(a)
+        c21 = vzero(a)
+        c30 = vzero(a)
+        c31 = vzero(a)
+        ao = a_off + i * ais
+        bo = b_off
+        for _ in range(R):
+            b0 = vload(b, bo, rem)
+            b1 = vload(b, bo + V, rem1)
+            x = vsplat(a[ao], a)
+            c00 = vfma(x, b0, c00)
+            c01 = vfma(x, b1, c01)
+            x = vsplat(a[ao + ais], a)
+            c10 = vfma(x, b0, c10)
+            c11 = vfma(x, b1, c11)
+            x = vsplat(a[ao + 2 * ais], a)
+            c20 = vfma(x, b0, c20)
+            c21 = vfma(x, b1, c21)
+            x = vsplat(a[ao + 3 * ais], a)
+            c30 = vfma(x, b0, c30)
+            c31 = vfma(x, b1, c31)
+            ao += ars
+            bo += ldb
+        o = c_off + i * ldc
+        if accumulate:
+            c00 = vadd(c00, vload(c, o, rem))
+            c01 = vadd(c01, vload(c, o + V, rem1))
+            c10 = vadd(c10, vload(c, o + ldc, rem))
+            c11 = vadd(c11, vload(c, o + ldc + V, rem1))
+            c20 = vadd(c20, vload(c, o + 2 * ldc, rem))
+            c21 = vadd(c21, vload(c, o + 2 * ldc + V, rem1))
+            c30 = vadd(c30, vload(c, o + 3 * ldc, rem))
+            c31 = vadd(c31, vload(c, o + 3 * ldc + V, rem1))
+        vstore(c, o, rem, c00)
+        vstore(c, o + V, rem1, c01)
+        vstore(c, o + ldc, rem, c10)
+        vstore(c, o + ldc + V, rem1, c11)
+        vstore(c, o + 2 * ldc, rem, c20)
+        vstore(c, o + 2 * ldc + V, rem1, c21)
+        vstore(c, o + 3 * ldc, rem, c30)
+        vstore(c, o + 3 * ldc + V, rem1, c31)
+        i += 4
+    while i < M:
+        c00 = vzero(a)
+        c01 = vzero(a)
+        ao = a_off + i * ais
+        bo = b_off
+        for _ in range(R):
+            x = vsplat(a[ao], a)
+            c00 = vfma(x, vload(b, bo, rem), c00)
+            c01 = vfma(x, vload(b, bo + V, rem1), c01)
+            ao += ars
+            bo += ldb
+        o = c_off + i * ldc
+        if accumulate:
+            c00 = vadd(c00, vload(c, o, rem))
+            c01 = vadd(c01, vload(c, o + V, rem1))
+        vstore(c, o, rem, c00)
+        vstore(c, o + V, rem1, c01)
+        i += 1
+
+
+@njit(cache=True, inline='always')
+def _panel1(a, a_off, ais, ars, b, b_off, ldb, c, c_off, ldc, M, R, rem, accumulate):
+    """One-vector-wide panel (``rem <= lanes``), 8 rows at a time so 8 multiply-add chains
+    hide the FMA latency. Same contract as ``_panel2``."""
+    i = 0
+    while i + 8 <= M:
+        c0 = vzero(a)
+        c1 = vzero(a)
+        c2 = vzero(a)
+        c3 = vzero(a)
+        c4 = vzero(a)
+        c5 = vzero(a)
+        c6 = vzero(a)
+        c7 = vzero(a)
+        ao = a_off + i * ais
+        bo = b_off
+        for _ in range(R):
+            b0 = vload(b, bo, rem)
+            c0 = vfma(vsplat(a[ao], a), b0, c0)
+            c1 = vfma(vsplat(a[ao + ais], a), b0, c1)
+            c2 = vfma(vsplat(a[ao + 2 * ais], a), b0, c2)
+            c3 = vfma(vsplat(a[ao + 3 * ais], a), b0, c3)
+            c4 = vfma(vsplat(a[ao + 4 * ais], a), b0, c4)
+            c5 = vfma(vsplat(a[ao + 5 * ais], a), b0, c5)
+            c6 = vfma(vsplat(a[ao + 6 * ais], a), b0, c6)
+            c7 = vfma(vsplat(a[ao + 7 * ais], a), b0, c7)
+            ao += ars
+            bo += ldb
+        o = c_off + i * ldc
+        if accumulate:
+            c0 = vadd(c0, vload(c, o, rem))
+            c1 = vadd(c1, vload(c, o + ldc, rem))
+            c2 = vadd(c2, vload(c, o + 2 * ldc, rem))
+            c3 = vadd(c3, vload(c, o + 3 * ldc, rem))
+            c4 = vadd(c4, vload(c, o + 4 * ldc, rem))
+            c5 = vadd(c5, vload(c, o + 5 * ldc, rem))
+            c6 = vadd(c6, vload(c, o + 6 * ldc, rem))
+            c7 = vadd(c7, vload(c, o + 7 * ldc, rem))
+        vstore(c, o, rem, c0)
+        vstore(c, o + ldc, rem, c1)
+        vstore(c, o + 2 * ldc, rem, c2)
+        vstore(c, o + 3 * ldc, rem, c3)
+        vstore(c, o + 4 * ldc, rem, c4)
+        vstore(c, o + 5 * ldc, rem, c5)
+        vstore(c, o + 6 * ldc, rem, c6)
+        vstore(c, o + 7 * ldc, rem, c7)
+        i += 8
+    while i < M:
+        c0 = vzero(a)
+        ao = a_off + i * ais
+        bo = b_off
+        for _ in range(R):
+            c0 = vfma(vsplat(a[ao], a), vload(b, bo, rem), c0)
+            ao += ars
+            bo += ldb
+        o = c_off + i * ldc
+        if accumulate:
+            c0 = vadd(c0, vload(c, o, rem))
+        vstore(c, o, rem, c0)
+        i += 1
+
+
+@njit(cache=True, inline='always')
+def _panel(a, a_off, ais, ars, b, b_off, ldb, c, c_off, ldc, M, R, rem, accumulate):
+    if rem <= lanes(a):
+        _panel1(a, a_off, ais, ars, b, b_off, ldb, c, c_off, ldc, M, R, rem, accumulate)
+    else:
+        _panel2(a, a_off, ais, ars, b, b_off, ldb, c, c_off, ldc, M, R, rem, accumulate)
+
+
+def _c_layout(A, B, out):
+    """Whether all three are typed C-contiguous (a compile-time constant)."""
+
+
+@overload(_c_layout)
+def _c_layout_impl(A, B, out):
+    ok = A.layout == "C" and B.layout == "C" and out.layout == "C"
+    return lambda A, B, out: ok
+
+
+def _dot_into(A, B, out):
+    """``out[...] = A @ B`` through BLAS, for any layouts."""
+
+
+@overload(_dot_into)
+def _dot_into_impl(A, B, out):
+    if out.layout == "C":
+        def impl(A, B, out):
+            np.dot(A, B, out)
+    else:  # Numba's np.dot(out=) wants a C-contiguous out
+        def impl(A, B, out):
+            out[...] = np.dot(A, B)
+    return impl
+
+
+@njit(cache=True, inline='always')
+def _blas_wins(batch, macs, a):
+    """Whether BLAS is the faster choice: one-row products (BLAS's GEMV path beats a
+    one-row tile) and large ones."""
+    if batch == 1:
+        return True
+    return macs >= (BLAS_MIN_MACS_F32 if lanes(a) == 16 else BLAS_MIN_MACS_F64)
+
+
+@njit(cache=True)
+def _zero(out):
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[i, j] = 0
+
+
+@njit(cache=True)
+def matmul(A, B, out):
+    """``out = A @ B``: A (M, K), B (K, N), out (M, N).
+
+    Parameters
+    ----------
+    A : ndarray (M, K)
+        Left factor.
+    B : ndarray (K, N)
+        Right factor.
+    out : ndarray (M, N)
+        Output, overwritten.
+    """
+    M, K = A.shape
+    N = B.shape[1]
+    if not _c_layout(A, B, out):  # views with strides: BLAS handles them
+        _dot_into(A, B, out)
+        return
+    a = A.ravel()
+    if _blas_wins(M, M * K * N, a):
+        _dot_into(A, B, out)
+        return
+    b = B.ravel()
+    c = out.ravel()
+    W = 2 * lanes(a)
+    for j0 in range(0, N, W):
+        _panel(a, 0, K, 1, b, j0, N, c, j0, N, M, K, N - j0, False)
+
+
+@njit(cache=True)
+def matmul_tn(A, B, out):
+    """``out = A.T @ B``: A (R, M), B (R, N), out (M, N) (the weight gradient ``A_prev.T @ delta``).
+
+    Parameters
+    ----------
+    A : ndarray (R, M)
+        Left factor, used transposed.
+    B : ndarray (R, N)
+        Right factor.
+    out : ndarray (M, N)
+        Output, overwritten.
+    """
+    R, M = A.shape
+    N = B.shape[1]
+    if not _c_layout(A, B, out):
+        _dot_into(A.T, B, out)
+        return
+    a = A.ravel()
+    if _blas_wins(R, M * R * N, a):
+        _dot_into(A.T, B, out)
+        return
+    b = B.ravel()
+    c = out.ravel()
+    W = 2 * lanes(a)
+    for j0 in range(0, N, W):
+        _panel(a, 0, 1, M, b, j0, N, c, j0, N, M, R, N - j0, False)
+
+
+@njit(cache=True)
+def matmul_nt(A, B, out):
+    """``out = A @ B.T``: A (M, J), B (K, J), out (M, K) (the delta recursion ``delta @ W.T``).
+
+    Panels of ``B`` (2 vectors of rows by up to ``SCRATCH / (2 lanes)`` columns) are
+    transposed in registers into a stack buffer, then multiplied like ``matmul``.
+
+    Parameters
+    ----------
+    A : ndarray (M, J)
+        Left factor.
+    B : ndarray (K, J)
+        Right factor, used transposed.
+    out : ndarray (M, K)
+        Output, overwritten.
+    """
+    M, J = A.shape
+    K = B.shape[0]
+    if not _c_layout(A, B, out):
+        _dot_into(A, B.T, out)
+        return
+    a = A.ravel()
+    if _blas_wins(M, M * J * K, a):
+        _dot_into(A, B.T, out)
+        return
+    if J == 0:
+        _zero(out)
+        return
+    b = B.ravel()
+    c = out.ravel()
+    V = lanes(a)
+    W = 2 * V
+    JC = SCRATCH // W
+    P = stack_scratch(a)
+    for k0 in range(0, K, W):
+        krem = K - k0
+        for j0 in range(0, J, JC):
+            jn = min(JC, J - j0)
+            # P[jj * W + kk] = B[k0 + kk, j0 + jj]
+            for jb in range(0, jn, V):
+                transpose_block(b, k0 * J + j0 + jb, J, krem, jn - jb, P, jb * W, W)
+                if krem > V:
+                    transpose_block(b, (k0 + V) * J + j0 + jb, J, krem - V, jn - jb, P,
+                                    jb * W + V, W)
+            _panel(a, j0, J, 1, P, 0, W, c, k0, K, M, jn, krem, j0 > 0)

@@ -1,0 +1,130 @@
+"""The own matrix products (kernels/cpu/gemm.py, simd.py) against float64 NumPy.
+
+Shapes cross every tile edge: 4- and 8-row tiles with row tails, one- and two-vector column
+panels with masked tails, ``A @ B.T``'s packing chunks (more than one chunk along the
+reduction), empty dimensions, one-row products (BLAS) and the BLAS size threshold.
+"""
+import numpy as np
+import pytest
+from numba import njit
+
+from fastbp.kernels.cpu import gemm
+from fastbp.kernels.cpu.simd import SCRATCH, transpose_block
+
+DTYPES = [np.float32, np.float64]
+# (M, K, N) for out (M, N) = A (M, K) @ B (K, N); the same letters for the other two forms
+SHAPES = [(0, 3, 5), (3, 0, 5), (3, 5, 0), (1, 64, 128), (2, 3, 1), (4, 7, 16), (5, 9, 17),
+          (7, 33, 31), (8, 10, 128), (9, 64, 33), (13, 17, 47), (32, 64, 128), (33, 65, 127),
+          (12, 600, 20), (6, 1100, 40)]
+PAD = 40
+SENTINEL = 12345.0
+
+
+def _in_buffer(rng, shape, dtype):
+    """A C-contiguous array inside a larger buffer whose borders hold SENTINEL."""
+    size = int(np.prod(shape))
+    buf = np.full(size + 2 * PAD, SENTINEL, dtype)
+    arr = buf[PAD:PAD + size].reshape(shape)
+    if rng is None:
+        arr[...] = np.nan
+    else:
+        arr[...] = rng.standard_normal(shape)
+    return buf, arr
+
+
+def _check(got, want, dtype, k):
+    tol = (np.finfo(dtype).eps * 8) * max(k, 1) ** 0.5
+    scale = max(1.0, float(np.abs(want).max(initial=0.0)))
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol * scale)
+
+
+def _run(form, M, K, N, dtype, seed):
+    rng = np.random.default_rng(seed)
+    if form == "nn":
+        _, A = _in_buffer(rng, (M, K), dtype)
+        _, B = _in_buffer(rng, (K, N), dtype)
+        want = A.astype(np.float64) @ B.astype(np.float64)
+        fn = gemm.matmul
+    elif form == "tn":
+        _, A = _in_buffer(rng, (K, M), dtype)
+        _, B = _in_buffer(rng, (K, N), dtype)
+        want = A.astype(np.float64).T @ B.astype(np.float64)
+        fn = gemm.matmul_tn
+    else:
+        _, A = _in_buffer(rng, (M, K), dtype)
+        _, B = _in_buffer(rng, (N, K), dtype)
+        want = A.astype(np.float64) @ B.astype(np.float64).T
+        fn = gemm.matmul_nt
+    buf, out = _in_buffer(None, (M, N), dtype)
+    fn(A, B, out)
+    return buf, out, want, (fn, A, B)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("form", ["nn", "tn", "nt"])
+def test_product_matches_numpy_and_writes_only_out(form, shape, dtype):
+    M, K, N = shape
+    buf, out, want, _ = _run(form, M, K, N, dtype, seed=M * 10007 + K * 101 + N)
+    _check(out, want, dtype, K)
+    assert np.all(buf[:PAD] == SENTINEL) and np.all(buf[PAD + M * N:] == SENTINEL), \
+        "wrote outside out"
+
+
+@pytest.mark.parametrize("form", ["nn", "tn", "nt"])
+def test_deterministic(form):
+    _, out1, _, (fn, A, B) = _run(form, 37, 300, 45, np.float32, seed=3)
+    out2 = np.empty_like(out1)
+    fn(A, B, out2)
+    assert np.array_equal(out1, out2)
+
+
+@pytest.mark.parametrize("form", ["nn", "tn", "nt"])
+def test_blas_threshold_paths_agree(form):
+    """Just below and at the float32 BLAS threshold: both sides match NumPy."""
+    side = round(gemm.BLAS_MIN_MACS_F32 ** (1 / 3))
+    assert side ** 3 == gemm.BLAS_MIN_MACS_F32
+    for M in (side - 1, side):
+        _, out, want, _ = _run(form, M, side, side, np.float32, seed=M)
+        _check(out, want, np.float32, side)
+
+
+@pytest.mark.filterwarnings("ignore::numba.core.errors.NumbaPerformanceWarning")
+def test_strided_views_fall_back_to_blas():
+    rng = np.random.default_rng(5)
+    A = rng.standard_normal((20, 30))[:, ::2]          # not contiguous
+    B = rng.standard_normal((15, 9))
+    out = np.zeros((12, 9))[:10]                        # contiguous rows, a view
+    gemm.matmul(A[:10], B, out)
+    _check(out, A[:10] @ B, np.float64, 15)
+    out_t = np.zeros((9, 10)).T                         # F-ordered output
+    gemm.matmul(A[:10], B, out_t)
+    _check(out_t, A[:10] @ B, np.float64, 15)
+
+
+@njit
+def _transpose(src, src_idx, src_ld, rows, cols, dst, dst_ld):
+    transpose_block(src, src_idx, src_ld, rows, cols, dst, 0, dst_ld)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rows,cols", [(0, 5), (1, 1), (3, 16), (16, 3), (5, 7), (16, 16)])
+def test_transpose_block(dtype, rows, cols):
+    lanes = 16 if dtype == np.float32 else 8
+    rows, cols = min(rows, lanes), min(cols, lanes)
+    rng = np.random.default_rng(rows * 31 + cols)
+    ld = 21
+    src = rng.standard_normal(lanes * ld + 3).astype(dtype)
+    dst = np.full(lanes * 24, np.nan, dtype)
+    _transpose(src, 2, ld, rows, cols, dst, 24)
+    block = np.zeros((lanes, lanes), dtype)
+    for r in range(rows):
+        block[r, :cols] = src[2 + r * ld: 2 + r * ld + cols]
+    got = dst.reshape(lanes, 24)[:, :lanes]
+    assert np.array_equal(got, block.T)
+    assert np.all(np.isnan(dst.reshape(lanes, 24)[:, lanes:]))
+
+
+def test_scratch_holds_a_packing_chunk():
+    # matmul_nt's chunk along the reduction is SCRATCH // (2 lanes): at least 128 columns
+    assert SCRATCH // 32 >= 128 and SCRATCH // 16 >= 128
