@@ -62,7 +62,7 @@ _PREDICT_ROWS = 4096
 
 
 # -- compiled training core ---------------------------------------------------------------------
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _sample_loss(a, y, loss_code, eps_clip):
     """One sample's loss exactly as scikit-learn computes it: half squared error averaged
     over outputs, or log-loss on probabilities clipped to [eps, 1 - eps]."""
@@ -82,7 +82,7 @@ def _sample_loss(a, y, loss_code, eps_clip):
     return total
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _batch_loss_grad(params, sizes, codes, loss_code, alpha, X, Y, sw, weighted, idx, r0, m,
                      rows, A_buf, Z_buf, D_buf, Y_buf, grads):
     """scikit-learn's ``_backprop`` on rows ``idx[r0:r0+m]``: loss and gradients into grads.
@@ -141,7 +141,7 @@ def _batch_loss_grad(params, sizes, codes, loss_code, alpha, X, Y, sw, weighted,
     return loss, sws
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _run_epoch(X, Y, sw, weighted, order, batch_size, sizes, codes, loss_code, alpha, params,
                grads, state, opt, lr, momentum, nesterov, beta1, beta2, eps, step, A_buf, Z_buf,
                D_buf, Y_buf):

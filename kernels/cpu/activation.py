@@ -69,7 +69,7 @@ def _exp_shifted_overload(x):
     return None
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def softmax_row(z, a):
     """a = softmax(z) for one row, shifted by the row max so exp never overflows.
 
@@ -95,7 +95,7 @@ def softmax_row(z, a):
         a[j] *= inv
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def bias_activation_row(z, b, code, a):
     """z += b, then a = f(z), for one row (1-D, same length). z is overwritten."""
     m = z.shape[0]
@@ -137,7 +137,7 @@ def bias_activation_row(z, b, code, a):
             a[j] = gelu(z[j])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _softmax_rows(Z, b, A):
     """Z += b, then A = softmax(Z) row by row, shifted by the row max (as softmax_row)."""
     n, m = Z.shape
@@ -159,7 +159,7 @@ def _softmax_rows(Z, b, A):
             A[i, j] *= inv
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def bias_activation(Z, b, code, A):
     """Z += b (broadcast over rows), A = f(Z). Z, A: (n, m) C-contiguous; b: (m,).
 
@@ -219,7 +219,7 @@ def bias_activation(Z, b, code, A):
                 A[i, j] = gelu(Z[i, j])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def mul_activation_grad_2d(Z, A, code, D):
     """D *= f'(Z) elementwise over (n, m) arrays (2-D form of mul_activation_grad, no
     per-row views); not for softmax."""
@@ -255,7 +255,7 @@ def mul_activation_grad_2d(Z, A, code, D):
     # IDENTITY: f' = 1, nothing to do.
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def mul_activation_grad(z, a, code, d):
     """d *= f'(z) elementwise, f' from (z, a). 1-D arrays of equal length; not for softmax.
 

@@ -9,7 +9,7 @@ from .activation import mul_activation_grad
 from .gemm import matmul_nt
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def loss_sum(Z, A, Y, out_code, loss_code):
     """Sum over the rows of the per-sample loss (divide by n for the mean). Returns float64.
 
@@ -66,7 +66,7 @@ def loss_sum(Z, A, Y, out_code, loss_code):
     raise ValueError("loss_sum: unknown loss code")
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def output_delta(Z, A, Y, out_code, loss_code, scale, delta):
     """Output error ``delta = dC/dZ`` of the last layer, for a mean loss with factor ``scale``.
 
@@ -118,7 +118,7 @@ def output_delta(Z, A, Y, out_code, loss_code, scale, delta):
                          "binary_cross_entropy needs sigmoid")
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def hidden_delta(delta_next, W_next, Z, A, code, delta):
     """Delta recursion ``delta = (delta_next @ W_next.T) ⊙ f'(Z)`` for a hidden layer.
 

@@ -4,7 +4,7 @@ import math
 from numba import njit
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def all_finite(a):
     """True when every entry of the contiguous array ``a`` is finite. Allocates nothing."""
     flat = a.reshape(-1)

@@ -5,7 +5,7 @@ from .activation import bias_activation
 from .gemm import matmul
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def forward(A_prev, W, b, code, Z, A):
     """One layer forward: ``Z = A_prev @ W + b``, ``A = f(Z)``.
 

@@ -4,7 +4,7 @@ from numba import njit
 from .gemm import matmul_tn
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def weight_gradients(A_prev, delta, dW, db):
     """``dW = A_prev.T @ delta`` (the batch's outer products summed) and ``db = delta.sum(0)``.
 

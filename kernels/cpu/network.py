@@ -32,7 +32,7 @@ LR, MOMENTUM, NESTEROV, WEIGHT_DECAY, BIAS_DECAY, BETA1, BETA2, EPS, DECOUPLED =
 N_HYPER = 9
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def n_weights(sizes):
     """Number of weights of a network with layer widths ``sizes``.
 
@@ -52,7 +52,7 @@ def n_weights(sizes):
     return total
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def weight_view(params, sizes, l):
     """W of layer l (0-based) as an (sizes[l], sizes[l+1]) view of the flat vector.
 
@@ -76,7 +76,7 @@ def weight_view(params, sizes, l):
     return params[off:off + sizes[l] * sizes[l + 1]].reshape((sizes[l], sizes[l + 1]))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def bias_view(params, sizes, l):
     """b of layer l (0-based) as a (sizes[l+1],) view of the flat vector.
 
@@ -100,7 +100,7 @@ def bias_view(params, sizes, l):
     return params[off:off + sizes[l + 1]]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def act_view(A_buf, sizes, rows, l, m):
     """A_l (l = 0 is the input) for m rows, in a workspace laid out for ``rows`` rows.
 
@@ -128,7 +128,7 @@ def act_view(A_buf, sizes, rows, l, m):
     return A_buf[off:off + m * sizes[l]].reshape((m, sizes[l]))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def z_view(Z_buf, sizes, rows, l, m):
     """Z_l (l >= 1) for m rows.
 
@@ -156,7 +156,7 @@ def z_view(Z_buf, sizes, rows, l, m):
     return Z_buf[off:off + m * sizes[l]].reshape((m, sizes[l]))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def forward_network(params, sizes, codes, m, rows, A_buf, Z_buf):
     """Forward through every layer for the m rows already in A_0; fills every Z_l and A_l.
 
@@ -181,7 +181,7 @@ def forward_network(params, sizes, codes, m, rows, A_buf, Z_buf):
                 z_view(Z_buf, sizes, rows, l + 1, m), act_view(A_buf, sizes, rows, l + 1, m))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def backward_network(params, sizes, codes, loss_code, Y, m, rows, A_buf, Z_buf, D_buf, grads):
     """Mean-loss gradients of the m-row batch (after forward_network) into ``grads``.
 
@@ -226,7 +226,7 @@ def backward_network(params, sizes, codes, loss_code, Y, m, rows, A_buf, Z_buf, 
             delta = prev
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def apply_update(params, grads, state, opt, hyper, step, nw):
     """One optimizer step on the flat vector. The first ``nw`` entries (the weights) take
     ``hyper[WEIGHT_DECAY]``; the biases take it times ``hyper[BIAS_DECAY]`` (1 as in PyTorch,
@@ -270,7 +270,7 @@ def apply_update(params, grads, state, opt, hyper, step, nw):
         raise ValueError("apply_update: unknown optimizer code")
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def batch_loss_sum(Z, A, Y, out_code, loss_code):
     """loss_sum after a forward pass (A = f(Z)). For softmax + cross_entropy it reuses the
     softmax: with k the row's argmax, ``logsumexp(z) = z_k - log(a_k)`` and ``a_k >= 1/K``, so
@@ -291,7 +291,7 @@ def batch_loss_sum(Z, A, Y, out_code, loss_code):
     return total
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def train_batches(X, Y, order, batch_size, first, last, sizes, codes, loss_code, params, grads,
                   state, opt, hyper, step, A_buf, Z_buf, D_buf, Y_buf):
     """Minibatches ``first .. last-1`` of one epoch, each: gather, forward, loss, backward, update.
@@ -369,7 +369,7 @@ def train_batches(X, Y, order, batch_size, first, last, sizes, codes, loss_code,
     return total, last - first, 0
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def predict_network(params, sizes, codes, X, out, A_buf, Z_buf):
     """Output activations of every row of X into ``out`` (n, K), ``rows`` rows at a time.
 
@@ -398,7 +398,7 @@ def predict_network(params, sizes, codes, X, out, A_buf, Z_buf):
         out[r0:r0 + m] = act_view(A_buf, sizes, rows, L, m)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _sum(sizes):
     s = 0
     for k in range(sizes.shape[0]):

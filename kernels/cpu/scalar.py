@@ -6,7 +6,7 @@ from numba import njit
 
 from .. import activations as _math
 
-_jit = njit(cache=True, fastmath=False)
+_jit = njit(cache=True, fastmath=False, error_model="numpy")
 
 identity = _jit(_math.identity)
 identity_grad = _jit(_math.identity_grad)

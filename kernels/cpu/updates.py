@@ -1,5 +1,10 @@
 """In-place optimizer updates with PyTorch's formulas (torch.optim.SGD, Adam, AdamW).
 
+Every CPU kernel is compiled with ``error_model="numpy"``: a float division then yields inf or
+nan as in NumPy instead of checking for ZeroDivisionError, so loops with a division carry no
+per-element branch and LLVM vectorises them (Adam's update, float32: 2.3 -> 0.15 ns per
+parameter, measured in a compiled loop over 9,610 and 235,146 parameters).
+
 The ``*_range`` kernels are serial and update ``[start, stop)``; the training driver calls
 them directly because BLAS owns the threads there. ``sgd_update``/``adam_update`` are the
 standalone versions: ``parallel=True``, each thread takes its own contiguous chunk.
@@ -28,7 +33,7 @@ def _as_dtype_of_impl(a, x):
 _CHUNK = 1 << 16  # below this a thread pool costs more than it saves
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def sgd_range(param, grad, velocity, lr, momentum, nesterov, weight_decay, start, stop):
     """torch.optim.SGD (dampening 0) on ``param[start:stop]``.
 
@@ -73,7 +78,7 @@ def sgd_range(param, grad, velocity, lr, momentum, nesterov, weight_decay, start
             param[k] -= lr * v
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def adam_range(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled,
                start, stop):
     """torch.optim.Adam (``decoupled=False``) or AdamW (``decoupled=True``) on [start, stop).
@@ -124,7 +129,7 @@ def adam_range(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, dec
         param[k] = p - step_size * mk / (math.sqrt(vk) * inv_bc2_sqrt + e)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def sgd_update(param, grad, velocity, lr, momentum, nesterov, weight_decay):
     """In-place SGD step on 1-D arrays (pass ``W.reshape(-1)`` for a matrix); see sgd_range.
 
@@ -152,7 +157,7 @@ def sgd_update(param, grad, velocity, lr, momentum, nesterov, weight_decay):
                   c * _CHUNK, min(n, (c + 1) * _CHUNK))
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def adam_update(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled):
     """In-place Adam/AdamW step on 1-D arrays; see adam_range.
 
