@@ -7,6 +7,7 @@ import numpy as np
 
 from .kernels.cpu import network as K
 from .kernels.cpu.checks import all_finite
+from ._threading import products_may_thread
 
 
 class CPUEngine:
@@ -103,6 +104,7 @@ class CPUEngine:
     def run_batches(self, order, first, last, opt_code, hyper, state, step):
         """Batches [first, last) of the epoch given by ``order``; see train_batches."""
         A_buf, Z_buf, D_buf, Y_buf = self._fit_ws
+        hyper[K.THREADED] = 1.0 if products_may_thread() else 0.0
         return K.train_batches(self._X, self._Y, order, self._batch, first, last, self.sizes,
                                self.codes, self.loss_code, self.params, self._grads, state,
                                opt_code, hyper, step, A_buf, Z_buf, D_buf, Y_buf)

@@ -113,6 +113,28 @@ class _Guard:
         return False
 
 
+_FORKED = False
+
+
+def _mark_forked():
+    global _FORKED
+    _FORKED = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_mark_forked)
+
+
+def products_may_thread():
+    """Whether the training driver may spread large products over Numba's threads: more than
+    one thread allowed, a thread-safe layer, and not a forked child on a layer where that
+    kills the child (GNU OpenMP)."""
+    from numba import get_num_threads
+    if get_num_threads() < 2 or not is_threadsafe():
+        return False
+    return is_forksafe() or not _FORKED
+
+
 def guard():
     """``with guard(): parallel_kernel(...)`` is safe from any thread on any layer."""
     return _Guard()

@@ -104,6 +104,54 @@ def test_forked_child_can_train():
     np.testing.assert_array_equal(got, want)
 
 
+def _train_threaded_products(seed=3):
+    """A float32 net whose products reach gemm.PARALLEL_MIN_MACS, so the driver spreads them
+    over Numba's threads where that is allowed."""
+    rng = np.random.default_rng(seed)
+    X, y = rng.standard_normal((256, 64)), rng.integers(0, 10, 256)
+    net = fastbp.Network([64, 256, 128, 10], activation="relu", dtype="float32", seed=seed)
+    net.fit(X, y, epochs=2, batch_size=64, optimizer=fastbp.SGD(lr=0.05, momentum=0.9))
+    return net.get_flat_parameters()
+
+
+def _child_train_threaded(queue):
+    try:
+        queue.put(("ok", _train_threaded_products(), _threading.products_may_thread()))
+    except BaseException as exc:  # pragma: no cover - reported to the parent
+        queue.put(("error", repr(exc), None))
+
+
+def test_forked_child_trains_after_parent_threaded_products():
+    """The parent launched parallel products; the child (fork) trains the same net. Under GNU
+    OpenMP the child must keep its products on one thread (a parallel launch there would kill
+    it); the result is bit-identical either way (each output element has one owner)."""
+    from fastbp.kernels.cpu.gemm import PARALLEL_MIN_MACS
+    assert 64 * 64 * 256 >= PARALLEL_MIN_MACS
+    want = _train_threaded_products()
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_child_train_threaded, args=(queue,))
+    child.start()
+    status, got, child_may_thread = queue.get(timeout=120)
+    child.join(60)
+    assert child.exitcode == 0
+    assert status == "ok", got
+    np.testing.assert_array_equal(got, want)
+    if not _threading.is_forksafe():
+        assert child_may_thread is False
+
+
+def test_threaded_products_two_threads_like_alone():
+    want = _train_threaded_products(4), _train_threaded_products(5)
+    got = {}
+    ts = [threading.Thread(target=lambda s=s: got.__setitem__(s, _train_threaded_products(s)))
+          for s in (4, 5)]
+    [t.start() for t in ts]
+    [t.join() for t in ts]
+    np.testing.assert_array_equal(got[4], want[0])
+    np.testing.assert_array_equal(got[5], want[1])
+
+
 def _run_script(code, env=None):
     full_env = dict(os.environ)
     full_env.update(env or {})

@@ -128,3 +128,22 @@ def test_transpose_block(dtype, rows, cols):
 def test_scratch_holds_a_packing_chunk():
     # matmul_nt's chunk along the reduction is SCRATCH // (2 lanes): at least 128 columns
     assert SCRATCH // 32 >= 128 and SCRATCH // 16 >= 128
+
+
+@pytest.mark.parametrize("form", ["nn", "tn", "nt"])
+def test_threaded_panels_match_numpy_and_one_thread(form):
+    """Above PARALLEL_MIN_MACS the float32 panels spread over Numba's threads: same result as
+    NumPy, and bit-identical to one thread (each output element has one owner and order)."""
+    import numba
+    M, K, N = 64, 300, 70  # K*M*N > PARALLEL_MIN_MACS; panel tails and a 2-chunk nt pack
+    assert M * K * N >= gemm.PARALLEL_MIN_MACS
+    _, threaded, want, (fn, A, B) = _run(form, M, K, N, np.float32, seed=11)
+    _check(threaded, want, np.float32, K)
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        single = np.empty_like(threaded)
+        fn(A, B, single)
+    finally:
+        numba.set_num_threads(before)
+    assert np.array_equal(threaded, single)

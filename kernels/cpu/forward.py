@@ -6,7 +6,7 @@ from .gemm import matmul
 
 
 @njit(cache=True, error_model="numpy")
-def forward(A_prev, W, b, code, Z, A):
+def forward(A_prev, W, b, code, Z, A, threaded=False):
     """One layer forward: ``Z = A_prev @ W + b``, ``A = f(Z)``.
 
     A_prev (n, n_in), W (n_in, n_out), b (n_out,), Z and A (n, n_out): one float dtype,
@@ -29,8 +29,10 @@ def forward(A_prev, W, b, code, Z, A):
         Output: pre-activations ``A_prev @ W + b``.
     A : ndarray (n, n_out)
         Output: activations ``f(Z)``.
+    threaded : bool
+        Let a large float32 product use Numba's threads (see ``gemm.matmul``).
     """
     if Z.shape[0] == 0:
         return
-    matmul(A_prev, W, Z)
+    matmul(A_prev, W, Z, threaded)
     bias_activation(Z, b, code, A)

@@ -6,7 +6,9 @@ Own register-tiled products (``simd.py`` vectors: a tile of 4 or 8 output rows b
 BLAS for everything: a training step of a small network is a handful of small products, where
 BLAS's call, packing and dispatch cost more than the arithmetic (measured, float32 32x64x128:
 BLAS 7.4 us, this 2.8 us), and OpenBLAS may be pinned to AVX2 while LLVM emits AVX-512 here.
-The own products are serial and allocate nothing (``A @ B.T`` packs panels of ``B`` into a
+The own products run on the calling thread unless the caller passes ``threaded=True`` (then
+float32 products from ``PARALLEL_MIN_MACS`` up give each Numba thread whole column panels), and
+allocate nothing (``A @ B.T`` packs panels of ``B`` into a
 fixed stack buffer), and each output element is summed in a fixed order, so results are
 deterministic.
 
@@ -14,16 +16,19 @@ All arrays 2-D, one float dtype; ``out`` must not overlap the inputs. The own pr
 C-contiguous arrays; other layouts go through BLAS.
 """
 import numpy as np
-from numba import njit
+from numba import njit, prange
 from numba.extending import overload
 
 from .simd import SCRATCH, lanes, stack_scratch, transpose_block, vadd, vfma, vload, vsplat, \
     vstore, vzero
 
-#: Products with at least this many multiply-adds go to BLAS, whose two threads win there
-#: (measured on 2 cores, whole mnist-size training steps: 1 << 24 for float32).
-BLAS_MIN_MACS_F32 = 1 << 24
+#: Products with at least this many multiply-adds go to BLAS, whose cache-blocked kernels win
+#: there (measured on 2 cores: float32 256x1024x2048, BLAS 197 GFLOP/s, own code 124).
+BLAS_MIN_MACS_F32 = 1 << 27
 BLAS_MIN_MACS_F64 = 1 << 22
+#: float32 products with at least this many multiply-adds split their column panels over
+#: Numba's threads (when more than one is allowed); smaller ones stay on the calling thread.
+PARALLEL_MIN_MACS = 1 << 20
 
 
 @njit(cache=True, inline='always')
@@ -212,8 +217,51 @@ def _zero(out):
             out[i, j] = 0
 
 
+@njit(cache=True, inline='always')
+def _split(macs, a, threaded):
+    """Whether to spread the panels over threads (float32 only: float64 stays serial)."""
+    return threaded and lanes(a) == 16 and macs >= PARALLEL_MIN_MACS
+
+
+@njit(cache=True, parallel=True)
+def _nn_panels_parallel(a, ais, ars, b, c, M, R, N):
+    """Every two-vector column panel of ``c (M, N) = a-op (M, R) @ b (R, N)``, one panel per
+    task: tasks write disjoint columns, so no two threads touch the same output."""
+    W = 2 * lanes(a)
+    for p in prange((N + W - 1) // W):
+        j0 = p * W
+        _panel(a, 0, ais, ars, b, j0, N, c, j0, N, M, R, N - j0, False)
+
+
+@njit(cache=True, inline='always')
+def _nt_panel(a, b, c, P, M, J, K, k0):
+    """Output columns ``k0 .. k0 + 2 lanes`` of ``c (M, K) = a (M, J) @ b (K, J).T``, packing
+    b's rows into ``P`` a chunk of the reduction at a time."""
+    V = lanes(a)
+    W = 2 * V
+    JC = SCRATCH // W
+    krem = K - k0
+    for j0 in range(0, J, JC):
+        jn = min(JC, J - j0)
+        # P[jj * W + kk] = B[k0 + kk, j0 + jj]
+        for jb in range(0, jn, V):
+            transpose_block(b, k0 * J + j0 + jb, J, krem, jn - jb, P, jb * W, W)
+            if krem > V:
+                transpose_block(b, (k0 + V) * J + j0 + jb, J, krem - V, jn - jb, P,
+                                jb * W + V, W)
+        _panel(a, j0, J, 1, P, 0, W, c, k0, K, M, jn, krem, j0 > 0)
+
+
+@njit(cache=True, parallel=True)
+def _nt_panels_parallel(a, b, c, M, J, K):
+    W = 2 * lanes(a)
+    for p in prange((K + W - 1) // W):
+        P = stack_scratch(a)  # one per task, on that thread's stack
+        _nt_panel(a, b, c, P, M, J, K, p * W)
+
+
 @njit(cache=True)
-def matmul(A, B, out):
+def matmul(A, B, out, threaded=False):
     """``out = A @ B``: A (M, K), B (K, N), out (M, N).
 
     Parameters
@@ -224,6 +272,10 @@ def matmul(A, B, out):
         Right factor.
     out : ndarray (M, N)
         Output, overwritten.
+    threaded : bool
+        Allow spreading a large float32 product over Numba's threads (default: the calling
+        thread only). Pass True only where no other thread pool is busy and, under GNU
+        OpenMP, not in a forked child of a process that launched parallel code.
     """
     M, K = A.shape
     N = B.shape[1]
@@ -236,13 +288,16 @@ def matmul(A, B, out):
         return
     b = B.ravel()
     c = out.ravel()
+    if _split(M * K * N, a, threaded):
+        _nn_panels_parallel(a, K, 1, b, c, M, K, N)
+        return
     W = 2 * lanes(a)
     for j0 in range(0, N, W):
         _panel(a, 0, K, 1, b, j0, N, c, j0, N, M, K, N - j0, False)
 
 
 @njit(cache=True)
-def matmul_tn(A, B, out):
+def matmul_tn(A, B, out, threaded=False):
     """``out = A.T @ B``: A (R, M), B (R, N), out (M, N) (the weight gradient ``A_prev.T @ delta``).
 
     Parameters
@@ -253,6 +308,10 @@ def matmul_tn(A, B, out):
         Right factor.
     out : ndarray (M, N)
         Output, overwritten.
+    threaded : bool
+        Allow spreading a large float32 product over Numba's threads (default: the calling
+        thread only). Pass True only where no other thread pool is busy and, under GNU
+        OpenMP, not in a forked child of a process that launched parallel code.
     """
     R, M = A.shape
     N = B.shape[1]
@@ -265,13 +324,16 @@ def matmul_tn(A, B, out):
         return
     b = B.ravel()
     c = out.ravel()
+    if _split(M * R * N, a, threaded):
+        _nn_panels_parallel(a, 1, M, b, c, M, R, N)
+        return
     W = 2 * lanes(a)
     for j0 in range(0, N, W):
         _panel(a, 0, 1, M, b, j0, N, c, j0, N, M, R, N - j0, False)
 
 
 @njit(cache=True)
-def matmul_nt(A, B, out):
+def matmul_nt(A, B, out, threaded=False):
     """``out = A @ B.T``: A (M, J), B (K, J), out (M, K) (the delta recursion ``delta @ W.T``).
 
     Panels of ``B`` (2 vectors of rows by up to ``SCRATCH / (2 lanes)`` columns) are
@@ -285,6 +347,10 @@ def matmul_nt(A, B, out):
         Right factor, used transposed.
     out : ndarray (M, K)
         Output, overwritten.
+    threaded : bool
+        Allow spreading a large float32 product over Numba's threads (default: the calling
+        thread only). Pass True only where no other thread pool is busy and, under GNU
+        OpenMP, not in a forked child of a process that launched parallel code.
     """
     M, J = A.shape
     K = B.shape[0]
@@ -300,18 +366,10 @@ def matmul_nt(A, B, out):
         return
     b = B.ravel()
     c = out.ravel()
-    V = lanes(a)
-    W = 2 * V
-    JC = SCRATCH // W
+    if _split(M * J * K, a, threaded):
+        _nt_panels_parallel(a, b, c, M, J, K)
+        return
+    W = 2 * lanes(a)
     P = stack_scratch(a)
     for k0 in range(0, K, W):
-        krem = K - k0
-        for j0 in range(0, J, JC):
-            jn = min(JC, J - j0)
-            # P[jj * W + kk] = B[k0 + kk, j0 + jj]
-            for jb in range(0, jn, V):
-                transpose_block(b, k0 * J + j0 + jb, J, krem, jn - jb, P, jb * W, W)
-                if krem > V:
-                    transpose_block(b, (k0 + V) * J + j0 + jb, J, krem - V, jn - jb, P,
-                                    jb * W + V, W)
-            _panel(a, j0, J, 1, P, 0, W, c, k0, K, M, jn, krem, j0 > 0)
+        _nt_panel(a, b, c, P, M, J, K, k0)

@@ -5,7 +5,7 @@ from .gemm import matmul_tn
 
 
 @njit(cache=True, error_model="numpy")
-def weight_gradients(A_prev, delta, dW, db):
+def weight_gradients(A_prev, delta, dW, db, threaded=False):
     """``dW = A_prev.T @ delta`` (the batch's outer products summed) and ``db = delta.sum(0)``.
 
     A_prev (n, n_in), delta (n, n_out), dW (n_in, n_out), db (n_out,): one dtype, C-contiguous.
@@ -21,13 +21,15 @@ def weight_gradients(A_prev, delta, dW, db):
         Output: weight gradient.
     db : ndarray (n_out,)
         Output: bias gradient.
+    threaded : bool
+        Let a large float32 product use Numba's threads (see ``gemm.matmul_tn``).
     """
     n, m = delta.shape
     db[:] = 0
     if n == 0:
         dW[:] = 0
         return
-    matmul_tn(A_prev, delta, dW)
+    matmul_tn(A_prev, delta, dW, threaded)
     for i in range(n):
         for j in range(m):
             db[j] += delta[i, j]

@@ -28,8 +28,10 @@ from .gradients import weight_gradients
 from .updates import adam_range, sgd_range
 
 # hyper-parameter slots of the float64 ``hyper`` array the training driver takes
-LR, MOMENTUM, NESTEROV, WEIGHT_DECAY, BIAS_DECAY, BETA1, BETA2, EPS, DECOUPLED = range(9)
-N_HYPER = 9
+# THREADED (not a hyper-parameter): nonzero lets large float32 products use Numba's threads;
+# the engine sets it where that is safe (fastbp/_threading.py: products_may_thread)
+LR, MOMENTUM, NESTEROV, WEIGHT_DECAY, BIAS_DECAY, BETA1, BETA2, EPS, DECOUPLED, THREADED = range(10)
+N_HYPER = 10
 
 
 @njit(cache=True, error_model="numpy")
@@ -157,7 +159,7 @@ def z_view(Z_buf, sizes, rows, l, m):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def forward_network(params, sizes, codes, m, rows, A_buf, Z_buf):
+def forward_network(params, sizes, codes, m, rows, A_buf, Z_buf, threaded=False):
     """Forward through every layer for the m rows already in A_0; fills every Z_l and A_l.
 
     Parameters
@@ -174,15 +176,19 @@ def forward_network(params, sizes, codes, m, rows, A_buf, Z_buf):
         Rows the workspaces are laid out for.
     A_buf, Z_buf : ndarray
         Workspaces (see the module docstring); A_0 holds the inputs.
+    threaded : bool
+        Let large float32 products use Numba's threads (see ``gemm.matmul``).
     """
     for l in range(sizes.shape[0] - 1):
         forward(act_view(A_buf, sizes, rows, l, m), weight_view(params, sizes, l),
                 bias_view(params, sizes, l), codes[l],
-                z_view(Z_buf, sizes, rows, l + 1, m), act_view(A_buf, sizes, rows, l + 1, m))
+                z_view(Z_buf, sizes, rows, l + 1, m), act_view(A_buf, sizes, rows, l + 1, m),
+                threaded)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def backward_network(params, sizes, codes, loss_code, Y, m, rows, A_buf, Z_buf, D_buf, grads):
+def backward_network(params, sizes, codes, loss_code, Y, m, rows, A_buf, Z_buf, D_buf, grads,
+                     threaded=False):
     """Mean-loss gradients of the m-row batch (after forward_network) into ``grads``.
 
     Parameters
@@ -207,6 +213,8 @@ def backward_network(params, sizes, codes, loss_code, Y, m, rows, A_buf, Z_buf, 
         Delta workspace.
     grads : ndarray (n_params,)
         Output: gradients, same layout as params.
+    threaded : bool
+        Let large float32 products use Numba's threads (see ``gemm.matmul``).
     """
     L = sizes.shape[0] - 1
     K = sizes[L]
@@ -216,11 +224,11 @@ def backward_network(params, sizes, codes, loss_code, Y, m, rows, A_buf, Z_buf, 
                  codes[L - 1], loss_code, scale, delta)
     for l in range(L - 1, -1, -1):
         weight_gradients(act_view(A_buf, sizes, rows, l, m), delta,
-                         weight_view(grads, sizes, l), bias_view(grads, sizes, l))
+                         weight_view(grads, sizes, l), bias_view(grads, sizes, l), threaded)
         if l > 0:
             prev = D_buf[(L - l) % 2, :m * sizes[l]].reshape((m, sizes[l]))
             # hidden_delta's recursion with the 2-D activation-derivative loop (no row views)
-            matmul_nt(delta, weight_view(params, sizes, l), prev)
+            matmul_nt(delta, weight_view(params, sizes, l), prev, threaded)
             mul_activation_grad_2d(z_view(Z_buf, sizes, rows, l, m),
                                    act_view(A_buf, sizes, rows, l, m), codes[l - 1], prev)
             delta = prev
@@ -345,6 +353,7 @@ def train_batches(X, Y, order, batch_size, first, last, sizes, codes, loss_code,
     L = sizes.shape[0] - 1
     rows = Y_buf.shape[0]
     nw = n_weights(sizes)
+    threaded = hyper[THREADED] != 0.0
     total = 0.0
     for b in range(first, last):
         r0 = b * batch_size
@@ -358,13 +367,14 @@ def train_batches(X, Y, order, batch_size, first, last, sizes, codes, loss_code,
                 A0[r, j] = X[src, j]
             for j in range(Y.shape[1]):
                 Yb[r, j] = Y[src, j]
-        forward_network(params, sizes, codes, m, rows, A_buf, Z_buf)
+        forward_network(params, sizes, codes, m, rows, A_buf, Z_buf, threaded)
         batch_loss = batch_loss_sum(z_view(Z_buf, sizes, rows, L, m),
                                     act_view(A_buf, sizes, rows, L, m), Yb, codes[L - 1], loss_code)
         if not math.isfinite(batch_loss):
             return total, b - first, 1
         total += batch_loss
-        backward_network(params, sizes, codes, loss_code, Yb, m, rows, A_buf, Z_buf, D_buf, grads)
+        backward_network(params, sizes, codes, loss_code, Yb, m, rows, A_buf, Z_buf, D_buf, grads,
+                         threaded)
         apply_update(params, grads, state, opt, hyper, step, nw)
     return total, last - first, 0
 
