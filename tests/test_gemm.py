@@ -130,20 +130,30 @@ def test_scratch_holds_a_packing_chunk():
     assert SCRATCH // 32 >= 128 and SCRATCH // 16 >= 128
 
 
+@pytest.mark.parametrize("shape", [(64, 300, 70), (130, 600, 260)])
 @pytest.mark.parametrize("form", ["nn", "tn", "nt"])
-def test_threaded_panels_match_numpy_and_one_thread(form):
-    """Above PARALLEL_MIN_MACS the float32 panels spread over Numba's threads: same result as
-    NumPy, and bit-identical to one thread (each output element has one owner and order)."""
+def test_threaded_panels_match_numpy_and_one_thread(form, shape):
+    """With threaded=True, float32 products from PARALLEL_MIN_MACS up spread their panels over
+    Numba's threads (packed blocks of the reduction; the second shape is past the one-thread
+    BLAS threshold, so it runs own code only when threaded): same result as NumPy, and the
+    same bits with one thread or two (each output element has one owner and one order)."""
     import numba
-    M, K, N = 64, 300, 70  # K*M*N > PARALLEL_MIN_MACS; panel tails and a 2-chunk nt pack
+    M, K, N = shape  # panel tails, and more than one packed block along the reduction
     assert M * K * N >= gemm.PARALLEL_MIN_MACS
-    _, threaded, want, (fn, A, B) = _run(form, M, K, N, np.float32, seed=11)
+    rng = np.random.default_rng(11)
+    A = rng.standard_normal((M, K) if form != "tn" else (K, M)).astype(np.float32)
+    B = rng.standard_normal((K, N) if form != "nt" else (N, K)).astype(np.float32)
+    fn = {"nn": gemm.matmul, "tn": gemm.matmul_tn, "nt": gemm.matmul_nt}[form]
+    a, b = A.astype(np.float64), B.astype(np.float64)
+    want = a.T @ b if form == "tn" else a @ (b.T if form == "nt" else b)
+    threaded = np.full((M, N), np.nan, np.float32)
+    fn(A, B, threaded, True)
     _check(threaded, want, np.float32, K)
     before = numba.get_num_threads()
     numba.set_num_threads(1)
     try:
         single = np.empty_like(threaded)
-        fn(A, B, single)
+        fn(A, B, single, True)
     finally:
         numba.set_num_threads(before)
     assert np.array_equal(threaded, single)

@@ -1,8 +1,8 @@
 """Matrix products for the training kernels: ``A @ B``, ``A.T @ B`` and ``A @ B.T``.
 
 Own register-tiled products (``simd.py`` vectors: a tile of 4 or 8 output rows by one or two
-64-byte vectors stays in registers over the whole reduction) below ``BLAS_MIN_MACS_F32``
-(``_F64``) multiply-adds; BLAS (``np.dot``) at and above it and for one-row products. Why not
+64-byte vectors stays in registers over the whole reduction) below ``BLAS_MIN_MACS_*``
+multiply-adds; BLAS (``np.dot``) at and above it and for one-row products. Why not
 BLAS for everything: a training step of a small network is a handful of small products, where
 BLAS's call, packing and dispatch cost more than the arithmetic (measured, float32 32x64x128:
 BLAS 7.4 us, this 2.8 us), and OpenBLAS may be pinned to AVX2 while LLVM emits AVX-512 here.
@@ -22,9 +22,12 @@ from numba.extending import overload
 from .simd import SCRATCH, lanes, stack_scratch, transpose_block, vadd, vfma, vload, vsplat, \
     vstore, vzero
 
-#: Products with at least this many multiply-adds go to BLAS, whose cache-blocked kernels win
-#: there (measured on 2 cores: float32 256x1024x2048, BLAS 197 GFLOP/s, own code 124).
-BLAS_MIN_MACS_F32 = 1 << 27
+#: Products with at least this many multiply-adds go to BLAS. Measured on 2 cores: on one
+#: thread the own float32 code wins below 1 << 24 (whole mnist steps); spread over two threads
+#: with packed panels it beat BLAS on every product of the issue's workloads, wide's
+#: 256x2048x2048 included (322 against 219 GFLOP/s), so threaded float32 keeps it to 1 << 31.
+BLAS_MIN_MACS_F32 = 1 << 24
+BLAS_MIN_MACS_F32_THREADED = 1 << 31
 BLAS_MIN_MACS_F64 = 1 << 22
 #: float32 products with at least this many multiply-adds split their column panels over
 #: Numba's threads (when more than one is allowed); smaller ones stay on the calling thread.
@@ -202,12 +205,14 @@ def _dot_into_impl(A, B, out):
 
 
 @njit(cache=True, inline='always')
-def _blas_wins(batch, macs, a):
+def _blas_wins(batch, macs, a, threaded):
     """Whether BLAS is the faster choice: one-row products (BLAS's GEMV path beats a
     one-row tile) and large ones."""
     if batch == 1:
         return True
-    return macs >= (BLAS_MIN_MACS_F32 if lanes(a) == 16 else BLAS_MIN_MACS_F64)
+    if lanes(a) != 16:
+        return macs >= BLAS_MIN_MACS_F64
+    return macs >= (BLAS_MIN_MACS_F32_THREADED if threaded else BLAS_MIN_MACS_F32)
 
 
 @njit(cache=True)
@@ -223,14 +228,34 @@ def _split(macs, a, threaded):
     return threaded and lanes(a) == 16 and macs >= PARALLEL_MIN_MACS
 
 
+@njit(cache=True, inline='always')
+def _nn_packed_panel(a, ais, ars, b, c, P, M, R, N, j0):
+    """Column panel ``j0 .. j0 + 2 lanes`` of ``c (M, N) = a-op (M, R) @ b (R, N)``, the
+    reduction in blocks whose rows of ``b`` are first copied next to each other into ``P``:
+    read in place, the panel's rows sit ``N`` elements apart, and for wide ``b`` that stride
+    maps them onto a few cache sets (own code 124 GFLOP/s against BLAS's 197 on float32
+    256x1024x2048 before packing)."""
+    V = lanes(a)
+    W = 2 * V
+    KC = SCRATCH // W
+    rem = N - j0
+    for k0 in range(0, R, KC):
+        kc = min(KC, R - k0)
+        for r in range(kc):
+            o = (k0 + r) * N + j0
+            vstore(P, r * W, V, vload(b, o, rem))
+            vstore(P, r * W + V, V, vload(b, o + V, rem - V))
+        _panel(a, k0 * ars, ais, ars, P, 0, W, c, j0, N, M, kc, rem, k0 > 0)
+
+
 @njit(cache=True, parallel=True)
 def _nn_panels_parallel(a, ais, ars, b, c, M, R, N):
     """Every two-vector column panel of ``c (M, N) = a-op (M, R) @ b (R, N)``, one panel per
     task: tasks write disjoint columns, so no two threads touch the same output."""
     W = 2 * lanes(a)
     for p in prange((N + W - 1) // W):
-        j0 = p * W
-        _panel(a, 0, ais, ars, b, j0, N, c, j0, N, M, R, N - j0, False)
+        P = stack_scratch(a)  # one per task, on that thread's stack
+        _nn_packed_panel(a, ais, ars, b, c, P, M, R, N, p * W)
 
 
 @njit(cache=True, inline='always')
@@ -283,7 +308,7 @@ def matmul(A, B, out, threaded=False):
         _dot_into(A, B, out)
         return
     a = A.ravel()
-    if _blas_wins(M, M * K * N, a):
+    if _blas_wins(M, M * K * N, a, threaded):
         _dot_into(A, B, out)
         return
     b = B.ravel()
@@ -319,7 +344,7 @@ def matmul_tn(A, B, out, threaded=False):
         _dot_into(A.T, B, out)
         return
     a = A.ravel()
-    if _blas_wins(R, M * R * N, a):
+    if _blas_wins(R, M * R * N, a, threaded):
         _dot_into(A.T, B, out)
         return
     b = B.ravel()
@@ -358,7 +383,7 @@ def matmul_nt(A, B, out, threaded=False):
         _dot_into(A, B.T, out)
         return
     a = A.ravel()
-    if _blas_wins(M, M * J * K, a):
+    if _blas_wins(M, M * J * K, a, threaded):
         _dot_into(A, B.T, out)
         return
     if J == 0:
