@@ -64,7 +64,10 @@ class CPUEngine:
     def forward(self, X, rows=4096):
         out = np.empty((X.shape[0], int(self.sizes[-1])), self.dtype)
         A_buf, Z_buf, _, _ = self._workspace(min(rows, X.shape[0]))
-        K.predict_network(self.params, self.sizes, self.codes, X, out, A_buf, Z_buf)
+        # threaded passed as a run-time bool (not omitted): the same compiled specialisation as
+        # training's, so evaluation compiles nothing more
+        K.predict_network(self.params, self.sizes, self.codes, X, out, A_buf, Z_buf,
+                          products_may_thread())
         return out
 
     def loss_and_gradients(self, X, Y, with_grads=True):
@@ -73,14 +76,15 @@ class CPUEngine:
         A_buf, Z_buf, D_buf, _ = self._workspace(n)
         L = len(self.sizes) - 1
         K.act_view(A_buf, self.sizes, n, 0, n)[:] = X
-        K.forward_network(self.params, self.sizes, self.codes, n, n, A_buf, Z_buf)
+        threaded = products_may_thread()
+        K.forward_network(self.params, self.sizes, self.codes, n, n, A_buf, Z_buf, threaded)
         loss = K.loss_sum(K.z_view(Z_buf, self.sizes, n, L, n), K.act_view(A_buf, self.sizes, n, L, n),
                           Y, self.codes[-1], self.loss_code) / n
         if not with_grads:
             return loss, None
         grads = np.empty(self.n_params, self.dtype)
         K.backward_network(self.params, self.sizes, self.codes, self.loss_code, Y, n, n,
-                           A_buf, Z_buf, D_buf, grads)
+                           A_buf, Z_buf, D_buf, grads, threaded)
         return loss, grads
 
     def evaluate(self, X, Y):

@@ -380,7 +380,7 @@ def train_batches(X, Y, order, batch_size, first, last, sizes, codes, loss_code,
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def predict_network(params, sizes, codes, X, out, A_buf, Z_buf):
+def predict_network(params, sizes, codes, X, out, A_buf, Z_buf, threaded=False):
     """Output activations of every row of X into ``out`` (n, K), ``rows`` rows at a time.
 
     Parameters
@@ -397,6 +397,8 @@ def predict_network(params, sizes, codes, X, out, A_buf, Z_buf):
         Output activations.
     A_buf, Z_buf : ndarray
         Workspaces for ``rows`` rows (rows is deduced from A_buf's length).
+    threaded : bool
+        Let large float32 products use Numba's threads (see ``gemm.matmul``).
     """
     n = X.shape[0]
     L = sizes.shape[0] - 1
@@ -404,7 +406,7 @@ def predict_network(params, sizes, codes, X, out, A_buf, Z_buf):
     for r0 in range(0, n, rows):
         m = min(n, r0 + rows) - r0
         act_view(A_buf, sizes, rows, 0, m)[:, :] = X[r0:r0 + m]
-        forward_network(params, sizes, codes, m, rows, A_buf, Z_buf)
+        forward_network(params, sizes, codes, m, rows, A_buf, Z_buf, threaded)
         out[r0:r0 + m] = act_view(A_buf, sizes, rows, L, m)
 
 
