@@ -5,7 +5,7 @@ import numpy as np
 from numba import njit
 
 from ..activations import BINARY_CROSS_ENTROPY, CROSS_ENTROPY, MSE, SIGMOID, SOFTMAX
-from .activation import mul_activation_grad
+from .activation import mul_activation_grad, mul_activation_grad_2d
 from .gemm import matmul_nt
 
 
@@ -119,7 +119,7 @@ def output_delta(Z, A, Y, out_code, loss_code, scale, delta):
 
 
 @njit(cache=True, error_model="numpy")
-def hidden_delta(delta_next, W_next, Z, A, code, delta):
+def hidden_delta(delta_next, W_next, Z, A, code, delta, threaded=False):
     """Delta recursion ``delta = (delta_next @ W_next.T) ⊙ f'(Z)`` for a hidden layer.
 
     delta_next (n, n_next), W_next (n_hidden, n_next), Z, A, delta (n, n_hidden): one dtype,
@@ -139,9 +139,11 @@ def hidden_delta(delta_next, W_next, Z, A, code, delta):
         This layer's (elementwise) activation code.
     delta : ndarray (n, n_hidden)
         Output: this layer's delta.
+    threaded : bool
+        Let a large float32 product use Numba's threads (see ``gemm.matmul_nt``).
     """
     if delta.shape[0] == 0:
         return
-    matmul_nt(delta_next, W_next, delta)
-    for i in range(delta.shape[0]):
-        mul_activation_grad(Z[i], A[i], code, delta[i])
+    matmul_nt(delta_next, W_next, delta, threaded)
+    # the 2-D loop: a view per row costs a reference-count round trip, more than its arithmetic
+    mul_activation_grad_2d(Z, A, code, delta)

@@ -17,13 +17,9 @@ import math
 
 from numba import njit
 
-import numpy as np
-
 from ..activations import ADAM, CROSS_ENTROPY, MSE, SGD, SOFTMAX
-from .activation import mul_activation_grad_2d
 from .backward import hidden_delta, loss_sum, output_delta
 from .forward import forward
-from .gemm import matmul_nt
 from .gradients import weight_gradients
 from .updates import adam_range, sgd_range
 
@@ -227,10 +223,8 @@ def backward_network(params, sizes, codes, loss_code, Y, m, rows, A_buf, Z_buf, 
                          weight_view(grads, sizes, l), bias_view(grads, sizes, l), threaded)
         if l > 0:
             prev = D_buf[(L - l) % 2, :m * sizes[l]].reshape((m, sizes[l]))
-            # hidden_delta's recursion with the 2-D activation-derivative loop (no row views)
-            matmul_nt(delta, weight_view(params, sizes, l), prev, threaded)
-            mul_activation_grad_2d(z_view(Z_buf, sizes, rows, l, m),
-                                   act_view(A_buf, sizes, rows, l, m), codes[l - 1], prev)
+            hidden_delta(delta, weight_view(params, sizes, l), z_view(Z_buf, sizes, rows, l, m),
+                         act_view(A_buf, sizes, rows, l, m), codes[l - 1], prev, threaded)
             delta = prev
 
 

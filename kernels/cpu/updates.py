@@ -6,12 +6,11 @@ per-element branch and LLVM vectorises them (Adam's update, float32: 2.3 -> 0.15
 parameter, measured in a compiled loop over 9,610 and 235,146 parameters).
 
 The ``*_range`` kernels are serial and update ``[start, stop)``; the training driver calls
-them directly because BLAS owns the threads there. ``sgd_update``/``adam_update`` are the
+them directly because its own loops are serial (README, "Threading"). ``sgd_update``/``adam_update`` are the
 standalone versions: ``parallel=True``, each thread takes its own contiguous chunk.
 """
 import math
 
-import numpy as np
 from numba import njit, prange
 from numba.extending import overload
 
