@@ -7,6 +7,7 @@ import numpy as np
 
 from .kernels.cpu import network as K
 from .kernels.cpu.checks import all_finite
+from .kernels.cpu.gemm import PARALLEL_MIN_MACS
 from ._threading import products_may_thread
 
 
@@ -23,6 +24,8 @@ class CPUEngine:
         self.params = np.zeros(self.n_params, dtype=self.dtype)
         self._ws = {}
         self._grads = None
+        self._fit_threaded = None  # the threaded flag of the last fit (see _threaded)
+        self._fitted = False
 
     # -- parameters ---------------------------------------------------------------------------
     def get_params(self):
@@ -60,14 +63,31 @@ class CPUEngine:
             self._ws = {rows: ws}  # keep one size only: memory stays bounded
         return ws
 
+    # -- threads ------------------------------------------------------------------------------
+    def _threaded(self, rows):
+        """The drivers' ``threaded`` argument for products of ``rows`` rows: True where threads
+        are safe (``products_may_thread``) and some layer's product is large enough to split
+        (float32 only), else None, whose compiled specialisation holds no threaded code (a
+        third less cold compile). After a fit, evaluation passes the fit's flag, so it runs
+        the specialisation training compiled instead of compiling the other one."""
+        if self._fitted:
+            return self._fit_threaded
+        return self._threads_pay(rows)
+
+    def _threads_pay(self, rows):
+        if self.dtype != np.float32 or not products_may_thread():
+            return None
+        s = [int(v) for v in self.sizes]
+        widest = max(s[l] * s[l + 1] for l in range(len(s) - 1))
+        return True if rows * widest >= PARALLEL_MIN_MACS else None
+
     # -- inference and gradients ----------------------------------------------------------------
     def forward(self, X, rows=4096):
         out = np.empty((X.shape[0], int(self.sizes[-1])), self.dtype)
-        A_buf, Z_buf, _, _ = self._workspace(min(rows, X.shape[0]))
-        # threaded passed as a run-time bool (not omitted): the same compiled specialisation as
-        # training's, so evaluation compiles nothing more
+        rows = min(rows, X.shape[0])
+        A_buf, Z_buf, _, _ = self._workspace(rows)
         K.predict_network(self.params, self.sizes, self.codes, X, out, A_buf, Z_buf,
-                          products_may_thread())
+                          self._threaded(rows))
         return out
 
     def loss_and_gradients(self, X, Y, with_grads=True):
@@ -76,7 +96,7 @@ class CPUEngine:
         A_buf, Z_buf, D_buf, _ = self._workspace(n)
         L = len(self.sizes) - 1
         K.act_view(A_buf, self.sizes, n, 0, n)[:] = X
-        threaded = products_may_thread()
+        threaded = self._threaded(n)
         K.forward_network(self.params, self.sizes, self.codes, n, n, A_buf, Z_buf, threaded)
         loss = K.loss_sum(K.z_view(Z_buf, self.sizes, n, L, n), K.act_view(A_buf, self.sizes, n, L, n),
                           Y, self.codes[-1], self.loss_code) / n
@@ -101,6 +121,8 @@ class CPUEngine:
         self._fit_ws = self._workspace(min(batch_size, X.shape[0]))
         if self._grads is None:
             self._grads = np.empty(self.n_params, self.dtype)
+        self._fit_threaded = self._threads_pay(min(batch_size, X.shape[0]))
+        self._fitted = True
 
     def end_fit(self):
         self._X = self._Y = None
@@ -108,7 +130,8 @@ class CPUEngine:
     def run_batches(self, order, first, last, opt_code, hyper, state, step):
         """Batches [first, last) of the epoch given by ``order``; see train_batches."""
         A_buf, Z_buf, D_buf, Y_buf = self._fit_ws
-        hyper[K.THREADED] = 1.0 if products_may_thread() else 0.0
+        # re-checked per call: another thread may have changed the thread count since begin_fit
+        threaded = self._fit_threaded if products_may_thread() else None
         return K.train_batches(self._X, self._Y, order, self._batch, first, last, self.sizes,
                                self.codes, self.loss_code, self.params, self._grads, state,
-                               opt_code, hyper, step, A_buf, Z_buf, D_buf, Y_buf)
+                               opt_code, hyper, step, A_buf, Z_buf, D_buf, Y_buf, threaded)

@@ -258,3 +258,25 @@ def test_layer_safety_table():
     assert not _threading.is_threadsafe("workqueue")
     assert _threading.is_forksafe("workqueue") and _threading.is_forksafe("tbb")
     assert "fastbp._threading" in sys.modules  # imported with fastbp, before any launch
+
+
+def test_engine_passes_threaded_only_where_products_split(monkeypatch):
+    """The CPU engine hands the drivers threaded=True only for float32 nets whose largest
+    product reaches gemm.PARALLEL_MIN_MACS at the batch's rows, and only where threads are
+    allowed; otherwise None (the specialisation compiled without threaded code). After a fit,
+    evaluation keeps the fit's choice (one compiled specialisation)."""
+    from fastbp import _engine_cpu
+    from fastbp.kernels.cpu.gemm import PARALLEL_MIN_MACS
+    monkeypatch.setattr(_engine_cpu, "products_may_thread", lambda: True)
+    eng = _engine_cpu.CPUEngine([64, 128, 10], [1, 0], 0, np.float32)
+    small, large = PARALLEL_MIN_MACS // (64 * 128), PARALLEL_MIN_MACS // (64 * 128) + 1
+    assert (small - 1) * 64 * 128 < PARALLEL_MIN_MACS <= large * 64 * 128
+    assert eng._threaded(small - 1) is None
+    assert eng._threaded(large) is True
+    assert _engine_cpu.CPUEngine([64, 128, 10], [1, 0], 0, np.float64)._threaded(4096) is None
+    X, Y = np.zeros((small - 1, 64), np.float32), np.zeros((small - 1, 10), np.float32)
+    eng.begin_fit(X, Y, 32)
+    eng.end_fit()
+    assert eng._threaded(4096) is None  # evaluation runs the fit's (serial) specialisation
+    monkeypatch.setattr(_engine_cpu, "products_may_thread", lambda: False)
+    assert _engine_cpu.CPUEngine([64, 128, 10], [1, 0], 0, np.float32)._threaded(4096) is None

@@ -157,3 +157,22 @@ def test_threaded_panels_match_numpy_and_one_thread(form, shape):
     finally:
         numba.set_num_threads(before)
     assert np.array_equal(threaded, single)
+
+
+@pytest.mark.parametrize("form", ["matmul", "matmul_tn", "matmul_nt"])
+def test_threaded_code_compiled_only_when_asked(form):
+    """``threaded`` left out (None) or float64 data: the specialisation references no
+    threaded panel function, so a cold compile of a small network's training never builds
+    them; a float32 bool flag does reference them. Fresh uncached copies of the products, so
+    their LLVM IR can be inspected."""
+    fresh = njit(getattr(gemm, form).py_func)
+    A = np.ones((4, 4), np.float32)
+    fresh(A, A, np.empty_like(A))
+    fresh(A, A, np.empty_like(A), None)
+    fresh(A.astype(np.float64), A.astype(np.float64), np.empty((4, 4)), True)
+    fresh(A, A, np.empty_like(A), True)
+    irs = fresh.inspect_llvm()
+    assert len(irs) == 4
+    threaded = [sig for sig, ir in irs.items() if "panels_parallel" in ir]
+    assert len(threaded) == 1
+    assert threaded[0][0].dtype.name == "float32" and str(threaded[0][3]) == "bool"

@@ -119,7 +119,7 @@ def output_delta(Z, A, Y, out_code, loss_code, scale, delta):
 
 
 @njit(cache=True, error_model="numpy")
-def hidden_delta(delta_next, W_next, Z, A, code, delta, threaded=False):
+def hidden_delta(delta_next, W_next, Z, A, code, delta, threaded=None):
     """Delta recursion ``delta = (delta_next @ W_next.T) ⊙ f'(Z)`` for a hidden layer.
 
     delta_next (n, n_next), W_next (n_hidden, n_next), Z, A, delta (n, n_hidden): one dtype,
@@ -139,8 +139,9 @@ def hidden_delta(delta_next, W_next, Z, A, code, delta, threaded=False):
         This layer's (elementwise) activation code.
     delta : ndarray (n, n_hidden)
         Output: this layer's delta.
-    threaded : bool
-        Let a large float32 product use Numba's threads (see ``gemm.matmul_nt``).
+    threaded : bool or None
+        Let a large float32 product use Numba's threads (see ``gemm.matmul_nt``; None,
+        the default, compiles no threaded code).
     """
     if delta.shape[0] == 0:
         return

@@ -6,7 +6,7 @@ from .gemm import matmul
 
 
 @njit(cache=True, error_model="numpy")
-def forward(A_prev, W, b, code, Z, A, threaded=False):
+def forward(A_prev, W, b, code, Z, A, threaded=None):
     """One layer forward: ``Z = A_prev @ W + b``, ``A = f(Z)``.
 
     A_prev (n, n_in), W (n_in, n_out), b (n_out,), Z and A (n, n_out): one float dtype,
@@ -29,8 +29,9 @@ def forward(A_prev, W, b, code, Z, A, threaded=False):
         Output: pre-activations ``A_prev @ W + b``.
     A : ndarray (n, n_out)
         Output: activations ``f(Z)``.
-    threaded : bool
-        Let a large float32 product use Numba's threads (see ``gemm.matmul``).
+    threaded : bool or None
+        Let a large float32 product use Numba's threads (see ``gemm.matmul``; None,
+        the default, compiles no threaded code).
     """
     if Z.shape[0] == 0:
         return

@@ -7,7 +7,8 @@ BLAS for everything: a training step of a small network is a handful of small pr
 BLAS's call, packing and dispatch cost more than the arithmetic (measured, float32 32x64x128:
 BLAS 7.4 us, this 2.8 us), and OpenBLAS may be pinned to AVX2 while LLVM emits AVX-512 here.
 The own products run on the calling thread unless the caller passes ``threaded=True`` (then
-float32 products from ``PARALLEL_MIN_MACS`` up give each Numba thread whole column panels), and
+float32 products from ``PARALLEL_MIN_MACS`` up give each Numba thread whole column panels; with
+``threaded=None``, the default, the threaded code is not compiled at all), and
 allocate nothing (``A @ B.T`` packs panels of ``B`` into a
 fixed stack buffer), and each output element is summed in a fixed order, so results are
 deterministic.
@@ -16,7 +17,7 @@ All arrays 2-D, one float dtype; ``out`` must not overlap the inputs. The own pr
 C-contiguous arrays; other layouts go through BLAS.
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
 from numba.extending import overload
 
 from .simd import SCRATCH, lanes, stack_scratch, transpose_block, vadd, vfma, vload, vsplat, \
@@ -204,6 +205,19 @@ def _dot_into_impl(A, B, out):
     return impl
 
 
+def _serial_only(a, threaded):
+    """Whether this specialisation can never use threads (a compile-time constant)."""
+
+
+@overload(_serial_only)
+def _serial_only_impl(a, threaded):
+    # ``threaded`` None or left out, or float64 data: the threaded panels are never referenced,
+    # so they are never compiled (they are about a third of a cold compile)
+    serial = (isinstance(threaded, (types.NoneType, types.Omitted))
+              or a.dtype != types.float32)
+    return lambda a, threaded: serial
+
+
 @njit(cache=True, inline='always')
 def _blas_wins(batch, macs, a, threaded):
     """Whether BLAS is the faster choice: one-row products (BLAS's GEMV path beats a
@@ -212,6 +226,8 @@ def _blas_wins(batch, macs, a, threaded):
         return True
     if lanes(a) != 16:
         return macs >= BLAS_MIN_MACS_F64
+    if _serial_only(a, threaded):
+        return macs >= BLAS_MIN_MACS_F32
     return macs >= (BLAS_MIN_MACS_F32_THREADED if threaded else BLAS_MIN_MACS_F32)
 
 
@@ -222,10 +238,6 @@ def _zero(out):
             out[i, j] = 0
 
 
-@njit(cache=True, inline='always')
-def _split(macs, a, threaded):
-    """Whether to spread the panels over threads (float32 only: float64 stays serial)."""
-    return threaded and lanes(a) == 16 and macs >= PARALLEL_MIN_MACS
 
 
 @njit(cache=True, inline='always')
@@ -285,8 +297,43 @@ def _nt_panels_parallel(a, b, c, M, J, K):
         _nt_panel(a, b, c, P, M, J, K, p * W)
 
 
+def _threaded_nn(a, ais, ars, b, c, M, R, N, threaded):
+    """``c = a-op @ b`` over Numba's threads when ``threaded`` is true and the product has at
+    least ``PARALLEL_MIN_MACS`` multiply-adds; returns whether it ran."""
+
+
+@overload(_threaded_nn)
+def _threaded_nn_impl(a, ais, ars, b, c, M, R, N, threaded):
+    if _serial_only_impl(a, threaded)(a, threaded):
+        return lambda a, ais, ars, b, c, M, R, N, threaded: False
+
+    def impl(a, ais, ars, b, c, M, R, N, threaded):
+        if threaded and M * R * N >= PARALLEL_MIN_MACS:
+            _nn_panels_parallel(a, ais, ars, b, c, M, R, N)
+            return True
+        return False
+    return impl
+
+
+def _threaded_nt(a, b, c, M, J, K, threaded):
+    """``c = a @ b.T`` over threads; see ``_threaded_nn``."""
+
+
+@overload(_threaded_nt)
+def _threaded_nt_impl(a, b, c, M, J, K, threaded):
+    if _serial_only_impl(a, threaded)(a, threaded):
+        return lambda a, b, c, M, J, K, threaded: False
+
+    def impl(a, b, c, M, J, K, threaded):
+        if threaded and M * J * K >= PARALLEL_MIN_MACS:
+            _nt_panels_parallel(a, b, c, M, J, K)
+            return True
+        return False
+    return impl
+
+
 @njit(cache=True)
-def matmul(A, B, out, threaded=False):
+def matmul(A, B, out, threaded=None):
     """``out = A @ B``: A (M, K), B (K, N), out (M, N).
 
     Parameters
@@ -297,10 +344,11 @@ def matmul(A, B, out, threaded=False):
         Right factor.
     out : ndarray (M, N)
         Output, overwritten.
-    threaded : bool
-        Allow spreading a large float32 product over Numba's threads (default: the calling
-        thread only). Pass True only where no other thread pool is busy and, under GNU
-        OpenMP, not in a forked child of a process that launched parallel code.
+    threaded : bool or None
+        Allow spreading a large float32 product over Numba's threads. None (the default):
+        the calling thread only, and the threaded code is not even compiled; a bool is
+        checked at run time. Pass True only where no other thread pool is busy and, under
+        GNU OpenMP, not in a forked child of a process that launched parallel code.
     """
     M, K = A.shape
     N = B.shape[1]
@@ -313,8 +361,7 @@ def matmul(A, B, out, threaded=False):
         return
     b = B.ravel()
     c = out.ravel()
-    if _split(M * K * N, a, threaded):
-        _nn_panels_parallel(a, K, 1, b, c, M, K, N)
+    if _threaded_nn(a, K, 1, b, c, M, K, N, threaded):
         return
     W = 2 * lanes(a)
     for j0 in range(0, N, W):
@@ -322,7 +369,7 @@ def matmul(A, B, out, threaded=False):
 
 
 @njit(cache=True)
-def matmul_tn(A, B, out, threaded=False):
+def matmul_tn(A, B, out, threaded=None):
     """``out = A.T @ B``: A (R, M), B (R, N), out (M, N) (the weight gradient ``A_prev.T @ delta``).
 
     Parameters
@@ -333,10 +380,11 @@ def matmul_tn(A, B, out, threaded=False):
         Right factor.
     out : ndarray (M, N)
         Output, overwritten.
-    threaded : bool
-        Allow spreading a large float32 product over Numba's threads (default: the calling
-        thread only). Pass True only where no other thread pool is busy and, under GNU
-        OpenMP, not in a forked child of a process that launched parallel code.
+    threaded : bool or None
+        Allow spreading a large float32 product over Numba's threads. None (the default):
+        the calling thread only, and the threaded code is not even compiled; a bool is
+        checked at run time. Pass True only where no other thread pool is busy and, under
+        GNU OpenMP, not in a forked child of a process that launched parallel code.
     """
     R, M = A.shape
     N = B.shape[1]
@@ -349,8 +397,7 @@ def matmul_tn(A, B, out, threaded=False):
         return
     b = B.ravel()
     c = out.ravel()
-    if _split(M * R * N, a, threaded):
-        _nn_panels_parallel(a, 1, M, b, c, M, R, N)
+    if _threaded_nn(a, 1, M, b, c, M, R, N, threaded):
         return
     W = 2 * lanes(a)
     for j0 in range(0, N, W):
@@ -358,7 +405,7 @@ def matmul_tn(A, B, out, threaded=False):
 
 
 @njit(cache=True)
-def matmul_nt(A, B, out, threaded=False):
+def matmul_nt(A, B, out, threaded=None):
     """``out = A @ B.T``: A (M, J), B (K, J), out (M, K) (the delta recursion ``delta @ W.T``).
 
     Panels of ``B`` (2 vectors of rows by up to ``SCRATCH / (2 lanes)`` columns) are
@@ -372,10 +419,11 @@ def matmul_nt(A, B, out, threaded=False):
         Right factor, used transposed.
     out : ndarray (M, K)
         Output, overwritten.
-    threaded : bool
-        Allow spreading a large float32 product over Numba's threads (default: the calling
-        thread only). Pass True only where no other thread pool is busy and, under GNU
-        OpenMP, not in a forked child of a process that launched parallel code.
+    threaded : bool or None
+        Allow spreading a large float32 product over Numba's threads. None (the default):
+        the calling thread only, and the threaded code is not even compiled; a bool is
+        checked at run time. Pass True only where no other thread pool is busy and, under
+        GNU OpenMP, not in a forked child of a process that launched parallel code.
     """
     M, J = A.shape
     K = B.shape[0]
@@ -391,8 +439,7 @@ def matmul_nt(A, B, out, threaded=False):
         return
     b = B.ravel()
     c = out.ravel()
-    if _split(M * J * K, a, threaded):
-        _nt_panels_parallel(a, b, c, M, J, K)
+    if _threaded_nt(a, b, c, M, J, K, threaded):
         return
     W = 2 * lanes(a)
     P = stack_scratch(a)

@@ -5,7 +5,7 @@ from .gemm import matmul_tn
 
 
 @njit(cache=True, error_model="numpy")
-def weight_gradients(A_prev, delta, dW, db, threaded=False):
+def weight_gradients(A_prev, delta, dW, db, threaded=None):
     """``dW = A_prev.T @ delta`` (the batch's outer products summed) and ``db = delta.sum(0)``.
 
     A_prev (n, n_in), delta (n, n_out), dW (n_in, n_out), db (n_out,): one dtype, C-contiguous.
@@ -21,8 +21,9 @@ def weight_gradients(A_prev, delta, dW, db, threaded=False):
         Output: weight gradient.
     db : ndarray (n_out,)
         Output: bias gradient.
-    threaded : bool
-        Let a large float32 product use Numba's threads (see ``gemm.matmul_tn``).
+    threaded : bool or None
+        Let a large float32 product use Numba's threads (see ``gemm.matmul_tn``; None,
+        the default, compiles no threaded code).
     """
     n, m = delta.shape
     db[:] = 0

@@ -9,9 +9,9 @@ Layout contract (shared with the Python engine that allocates the buffers):
 * Workspaces for ``B`` rows: ``A_buf`` of ``B * sum(sizes)`` (A_0 = the batch's inputs first),
   ``Z_buf`` of ``B * sum(sizes[1:])``, ``D_buf`` (2, ``B * max(sizes[1:])``) for deltas.
 
-The loops are serial: the matrix products (``gemm.py``) run in fastbp's own serial code when
-small and in BLAS when large, so BLAS owns the threads and two thread pools never spin
-against each other (README, "Threading").
+The loops are serial; the matrix products (``gemm.py``) run in fastbp's own code, spread over
+Numba's threads only when the caller passes ``threaded=True`` (then large float32 products
+stay out of BLAS, so two thread pools never spin against each other; README, "Threading").
 """
 import math
 
@@ -24,10 +24,8 @@ from .gradients import weight_gradients
 from .updates import adam_range, sgd_range
 
 # hyper-parameter slots of the float64 ``hyper`` array the training driver takes
-# THREADED (not a hyper-parameter): nonzero lets large float32 products use Numba's threads;
-# the engine sets it where that is safe (fastbp/_threading.py: products_may_thread)
-LR, MOMENTUM, NESTEROV, WEIGHT_DECAY, BIAS_DECAY, BETA1, BETA2, EPS, DECOUPLED, THREADED = range(10)
-N_HYPER = 10
+LR, MOMENTUM, NESTEROV, WEIGHT_DECAY, BIAS_DECAY, BETA1, BETA2, EPS, DECOUPLED = range(9)
+N_HYPER = 9
 
 
 @njit(cache=True, error_model="numpy")
@@ -155,7 +153,7 @@ def z_view(Z_buf, sizes, rows, l, m):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def forward_network(params, sizes, codes, m, rows, A_buf, Z_buf, threaded=False):
+def forward_network(params, sizes, codes, m, rows, A_buf, Z_buf, threaded=None):
     """Forward through every layer for the m rows already in A_0; fills every Z_l and A_l.
 
     Parameters
@@ -172,8 +170,9 @@ def forward_network(params, sizes, codes, m, rows, A_buf, Z_buf, threaded=False)
         Rows the workspaces are laid out for.
     A_buf, Z_buf : ndarray
         Workspaces (see the module docstring); A_0 holds the inputs.
-    threaded : bool
-        Let large float32 products use Numba's threads (see ``gemm.matmul``).
+    threaded : bool or None
+        Let large float32 products use Numba's threads (see ``gemm.matmul``; None,
+        the default, compiles no threaded code).
     """
     for l in range(sizes.shape[0] - 1):
         forward(act_view(A_buf, sizes, rows, l, m), weight_view(params, sizes, l),
@@ -184,7 +183,7 @@ def forward_network(params, sizes, codes, m, rows, A_buf, Z_buf, threaded=False)
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def backward_network(params, sizes, codes, loss_code, Y, m, rows, A_buf, Z_buf, D_buf, grads,
-                     threaded=False):
+                     threaded=None):
     """Mean-loss gradients of the m-row batch (after forward_network) into ``grads``.
 
     Parameters
@@ -209,8 +208,9 @@ def backward_network(params, sizes, codes, loss_code, Y, m, rows, A_buf, Z_buf, 
         Delta workspace.
     grads : ndarray (n_params,)
         Output: gradients, same layout as params.
-    threaded : bool
-        Let large float32 products use Numba's threads (see ``gemm.matmul``).
+    threaded : bool or None
+        Let large float32 products use Numba's threads (see ``gemm.matmul``; None,
+        the default, compiles no threaded code).
     """
     L = sizes.shape[0] - 1
     K = sizes[L]
@@ -295,7 +295,7 @@ def batch_loss_sum(Z, A, Y, out_code, loss_code):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def train_batches(X, Y, order, batch_size, first, last, sizes, codes, loss_code, params, grads,
-                  state, opt, hyper, step, A_buf, Z_buf, D_buf, Y_buf):
+                  state, opt, hyper, step, A_buf, Z_buf, D_buf, Y_buf, threaded=None):
     """Minibatches ``first .. last-1`` of one epoch, each: gather, forward, loss, backward, update.
 
     X (n, sizes[0]) and Y (n, K) float, ``order`` int64 (n,) the epoch's sample order; batch
@@ -337,6 +337,10 @@ def train_batches(X, Y, order, batch_size, first, last, sizes, codes, loss_code,
         Step counters.
     A_buf, Z_buf, D_buf, Y_buf : ndarray
         Workspaces for ``batch_size`` rows.
+    threaded : bool or None
+        Let large float32 products use Numba's threads (see ``gemm.matmul``; None, the
+        default, compiles no threaded code). The engine passes True only where that is safe
+        (``fastbp/_threading.py``) and some product is large enough to split.
 
     Returns
     -------
@@ -347,7 +351,6 @@ def train_batches(X, Y, order, batch_size, first, last, sizes, codes, loss_code,
     L = sizes.shape[0] - 1
     rows = Y_buf.shape[0]
     nw = n_weights(sizes)
-    threaded = hyper[THREADED] != 0.0
     total = 0.0
     for b in range(first, last):
         r0 = b * batch_size
@@ -374,7 +377,7 @@ def train_batches(X, Y, order, batch_size, first, last, sizes, codes, loss_code,
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def predict_network(params, sizes, codes, X, out, A_buf, Z_buf, threaded=False):
+def predict_network(params, sizes, codes, X, out, A_buf, Z_buf, threaded=None):
     """Output activations of every row of X into ``out`` (n, K), ``rows`` rows at a time.
 
     Parameters
@@ -391,17 +394,26 @@ def predict_network(params, sizes, codes, X, out, A_buf, Z_buf, threaded=False):
         Output activations.
     A_buf, Z_buf : ndarray
         Workspaces for ``rows`` rows (rows is deduced from A_buf's length).
-    threaded : bool
-        Let large float32 products use Numba's threads (see ``gemm.matmul``).
+    threaded : bool or None
+        Let large float32 products use Numba's threads (see ``gemm.matmul``; None,
+        the default, compiles no threaded code).
     """
     n = X.shape[0]
     L = sizes.shape[0] - 1
     rows = A_buf.shape[0] // _sum(sizes)
     for r0 in range(0, n, rows):
         m = min(n, r0 + rows) - r0
-        act_view(A_buf, sizes, rows, 0, m)[:, :] = X[r0:r0 + m]
+        # element loops, not slice assignment: its shape-mismatch error path alone took
+        # seconds of the cold compile
+        A0 = act_view(A_buf, sizes, rows, 0, m)
+        for r in range(m):
+            for j in range(X.shape[1]):
+                A0[r, j] = X[r0 + r, j]
         forward_network(params, sizes, codes, m, rows, A_buf, Z_buf, threaded)
-        out[r0:r0 + m] = act_view(A_buf, sizes, rows, L, m)
+        AL = act_view(A_buf, sizes, rows, L, m)
+        for r in range(m):
+            for j in range(AL.shape[1]):
+                out[r0 + r, j] = AL[r, j]
 
 
 @njit(cache=True, error_model="numpy")

@@ -19,9 +19,9 @@ from .gradients import weight_gradients_rows
 from .reduce import launch_sum
 from .updates import adam_kernel, sgd_kernel
 
-# hyper-parameter slots, as kernels.cpu.network (THREADED is read on the CPU only)
-LR, MOMENTUM, NESTEROV, WEIGHT_DECAY, BIAS_DECAY, BETA1, BETA2, EPS, DECOUPLED, THREADED = range(10)
-N_HYPER = 10
+# hyper-parameter slots, as kernels.cpu.network
+LR, MOMENTUM, NESTEROV, WEIGHT_DECAY, BIAS_DECAY, BETA1, BETA2, EPS, DECOUPLED = range(9)
+N_HYPER = 9
 
 
 def n_weights(sizes):
