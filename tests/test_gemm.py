@@ -130,16 +130,20 @@ def test_scratch_holds_a_packing_chunk():
     assert SCRATCH // 32 >= 128 and SCRATCH // 16 >= 128
 
 
-@pytest.mark.parametrize("shape", [(64, 300, 70), (130, 600, 260)])
+@pytest.mark.parametrize("shape", [(64, 300, 70), (130, 600, 260), (1024, 70, 100)])
 @pytest.mark.parametrize("form", ["nn", "tn", "nt"])
 def test_threaded_panels_match_numpy_and_one_thread(form, shape):
     """With threaded=True, float32 products from PARALLEL_MIN_MACS up spread their panels over
     Numba's threads (packed blocks of the reduction; the second shape is past the one-thread
-    BLAS threshold, so it runs own code only when threaded): same result as NumPy, and the
-    same bits with one thread or two (each output element has one owner and one order)."""
+    BLAS threshold, so it runs own code only when threaded; in the third, ``A.T @ B``'s rows
+    of A are gemm.ALIAS_BYTES apart, so it packs blocks of A too, with reduction and column
+    tails): same result as NumPy, and the same bits with one thread or two (each output
+    element has one owner and one order)."""
     import numba
     M, K, N = shape  # panel tails, and more than one packed block along the reduction
     assert M * K * N >= gemm.PARALLEL_MIN_MACS
+    if shape[0] == 1024:
+        assert (M * 4) % gemm.ALIAS_BYTES == 0 and K % gemm.TN_KC and N % 32
     rng = np.random.default_rng(11)
     A = rng.standard_normal((M, K) if form != "tn" else (K, M)).astype(np.float32)
     B = rng.standard_normal((K, N) if form != "nt" else (N, K)).astype(np.float32)

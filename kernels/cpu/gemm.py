@@ -270,6 +270,59 @@ def _nn_panels_parallel(a, ais, ars, b, c, M, R, N):
         _nn_packed_panel(a, ais, ars, b, c, P, M, R, N, p * W)
 
 
+#: ``A.T @ B`` packs blocks of ``A`` (``TN_KC`` reduction rows by ``TN_MC`` output rows) when
+#: A's rows are a multiple of ``ALIAS_BYTES`` apart: read in place, the rows of one output
+#: row group then fall on a single cache set. Measured, float32 256x2048x2048 over two
+#: threads: 262 GFLOP/s packed against 192 in place; 128x784x256 (no aliasing) keeps the
+#: in-place path (341 against 268 packed).
+TN_KC = 32
+TN_MC = 128
+ALIAS_BYTES = 4096
+
+
+@njit(cache=True, inline='always')
+def _tn_packed_block(a, b, c, P, M, R, N, i0, j0):
+    """Rows ``i0 .. i0 + TN_MC`` and columns ``j0 .. j0 + 2 lanes`` of
+    ``c (M, N) = a (R, M).T @ b (R, N)``, both factors' blocks copied into ``P`` per chunk of
+    the reduction (b's panel at offset 0, a's block after it, ``TN_MC`` elements a row)."""
+    V = lanes(a)
+    W = 2 * V
+    rem = N - j0
+    mc = min(TN_MC, M - i0)
+    PA = TN_KC * W
+    for k0 in range(0, R, TN_KC):
+        kc = min(TN_KC, R - k0)
+        for r in range(kc):
+            o = (k0 + r) * N + j0
+            vstore(P, r * W, V, vload(b, o, rem))
+            vstore(P, r * W + V, V, vload(b, o + V, rem - V))
+            oa = (k0 + r) * M + i0
+            for v in range(0, mc, V):
+                vstore(P, PA + r * TN_MC + v, mc - v, vload(a, oa + v, mc - v))
+        _panel(P, PA, 1, TN_MC, P, 0, W, c, i0 * N + j0, N, mc, kc, rem, k0 > 0)
+
+
+@njit(cache=True, parallel=True)
+def _tn_panels_parallel(a, b, c, M, R, N):
+    """``c (M, N) = a (R, M).T @ b (R, N)`` over Numba's threads: one task per two-vector
+    column panel (a read in place), or, where a's rows alias (``ALIAS_BYTES``), per block
+    of ``TN_MC`` rows of such a panel with both factors packed. Tasks write disjoint tiles."""
+    V = lanes(a)
+    W = 2 * V
+    pack = (M * (64 // V)) % ALIAS_BYTES == 0
+    mc = TN_MC if pack else max(M, 1)
+    npan = (N + W - 1) // W
+    nblk = (M + mc - 1) // mc
+    for t in prange(npan * nblk):
+        P = stack_scratch(a)  # one per task, on that thread's stack
+        ib = t // npan
+        j0 = (t - ib * npan) * W
+        if pack:
+            _tn_packed_block(a, b, c, P, M, R, N, ib * mc, j0)
+        else:
+            _nn_packed_panel(a, 1, M, b, c, P, M, R, N, j0)
+
+
 @njit(cache=True, inline='always')
 def _nt_panel(a, b, c, P, M, J, K, k0):
     """Output columns ``k0 .. k0 + 2 lanes`` of ``c (M, K) = a (M, J) @ b (K, J).T``, packing
@@ -310,6 +363,23 @@ def _threaded_nn_impl(a, ais, ars, b, c, M, R, N, threaded):
     def impl(a, ais, ars, b, c, M, R, N, threaded):
         if threaded and M * R * N >= PARALLEL_MIN_MACS:
             _nn_panels_parallel(a, ais, ars, b, c, M, R, N)
+            return True
+        return False
+    return impl
+
+
+def _threaded_tn(a, b, c, M, R, N, threaded):
+    """``c = a.T @ b`` over threads; see ``_threaded_nn``."""
+
+
+@overload(_threaded_tn)
+def _threaded_tn_impl(a, b, c, M, R, N, threaded):
+    if _serial_only_impl(a, threaded)(a, threaded):
+        return lambda a, b, c, M, R, N, threaded: False
+
+    def impl(a, b, c, M, R, N, threaded):
+        if threaded and M * R * N >= PARALLEL_MIN_MACS:
+            _tn_panels_parallel(a, b, c, M, R, N)
             return True
         return False
     return impl
@@ -397,7 +467,7 @@ def matmul_tn(A, B, out, threaded=None):
         return
     b = B.ravel()
     c = out.ravel()
-    if _threaded_nn(a, 1, M, b, c, M, R, N, threaded):
+    if _threaded_tn(a, b, c, M, R, N, threaded):
         return
     W = 2 * lanes(a)
     for j0 in range(0, N, W):
