@@ -2,7 +2,7 @@
 
 Shapes cross every tile edge: 4- and 8-row tiles with row tails, one- and two-vector column
 panels with masked tails, ``A @ B.T``'s packing chunks (more than one chunk along the
-reduction), empty dimensions, one-row products (BLAS) and the BLAS size threshold.
+reduction), empty dimensions, one-row products (own code; BLAS for ``A @ B.T``) and the BLAS size threshold.
 """
 import numpy as np
 import pytest

@@ -59,7 +59,14 @@ def sgd_range(param, grad, velocity, lr, momentum, nesterov, weight_decay, start
     start, stop : int
         The half-open index range to update.
     """
-    if momentum == 0.0:
+    # scalars in the arrays' dtype, as in adam_range: float32 stays float32 (as in torch)
+    # instead of every element going through float64 (batch-1 digits step: 2.1 us -> see
+    # docs/performance.md)
+    plain = momentum == 0.0
+    lr = _as_dtype_of(param, lr)
+    momentum = _as_dtype_of(param, momentum)
+    weight_decay = _as_dtype_of(param, weight_decay)
+    if plain:
         for k in range(start, stop):
             g = grad[k] + weight_decay * param[k]
             param[k] -= lr * g
