@@ -20,6 +20,7 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
+from .views import borrowed_flat
 from .simd import SCRATCH, lanes, stack_scratch, transpose_block, vadd, vfma, vload, vsplat, \
     vstore, vzero
 
@@ -188,6 +189,17 @@ def _c_layout(A, B, out):
 def _c_layout_impl(A, B, out):
     ok = A.layout == "C" and B.layout == "C" and out.layout == "C"
     return lambda A, B, out: ok
+
+
+def _flat(A):
+    """``A.ravel()`` of a C-contiguous array, as an uncounted view (``views.py``)."""
+
+
+@overload(_flat)
+def _flat_impl(A):
+    if A.layout == "C":
+        return lambda A: borrowed_flat(A)
+    return lambda A: A.ravel()  # not reached: the products send other layouts to BLAS
 
 
 def _dot_into(A, B, out):
@@ -425,12 +437,12 @@ def matmul(A, B, out, threaded=None):
     if not _c_layout(A, B, out):  # views with strides: BLAS handles them
         _dot_into(A, B, out)
         return
-    a = A.ravel()
+    a = _flat(A)
     if _blas_wins(M * K * N, a, threaded):
         _dot_into(A, B, out)
         return
-    b = B.ravel()
-    c = out.ravel()
+    b = _flat(B)
+    c = _flat(out)
     if _threaded_nn(a, K, 1, b, c, M, K, N, threaded):
         return
     W = 2 * lanes(a)
@@ -461,12 +473,12 @@ def matmul_tn(A, B, out, threaded=None):
     if not _c_layout(A, B, out):
         _dot_into(A.T, B, out)
         return
-    a = A.ravel()
+    a = _flat(A)
     if _blas_wins(M * R * N, a, threaded):
         _dot_into(A.T, B, out)
         return
-    b = B.ravel()
-    c = out.ravel()
+    b = _flat(B)
+    c = _flat(out)
     if _threaded_tn(a, b, c, M, R, N, threaded):
         return
     W = 2 * lanes(a)
@@ -500,7 +512,7 @@ def matmul_nt(A, B, out, threaded=None):
     if not _c_layout(A, B, out):
         _dot_into(A, B.T, out)
         return
-    a = A.ravel()
+    a = _flat(A)
     # one row: BLAS's dot-product GEMV reads B's rows in place (1x128 @ (256x128).T: 1.18 us
     # against 2.99 for packing the panels here)
     if M == 1 or _blas_wins(M * J * K, a, threaded):
@@ -509,8 +521,8 @@ def matmul_nt(A, B, out, threaded=None):
     if J == 0:
         _zero(out)
         return
-    b = B.ravel()
-    c = out.ravel()
+    b = _flat(B)
+    c = _flat(out)
     if _threaded_nt(a, b, c, M, J, K, threaded):
         return
     W = 2 * lanes(a)

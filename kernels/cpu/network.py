@@ -22,6 +22,7 @@ from .backward import hidden_delta, loss_sum, output_delta
 from .forward import forward
 from .gradients import weight_gradients
 from .updates import adam_range, sgd_range
+from .views import borrowed_1d, borrowed_2d, borrowed_flat
 
 # hyper-parameter slots of the float64 ``hyper`` array the training driver takes
 LR, MOMENTUM, NESTEROV, WEIGHT_DECAY, BIAS_DECAY, BETA1, BETA2, EPS, DECOUPLED = range(9)
@@ -152,6 +153,48 @@ def z_view(Z_buf, sizes, rows, l, m):
     return Z_buf[off:off + m * sizes[l]].reshape((m, sizes[l]))
 
 
+# The drivers' own views: uncounted (views.py), since the drivers make several per layer per
+# batch and never let one escape. Same offsets as the public views above.
+@njit(cache=True, error_model="numpy")
+def _w(params, sizes, l):
+    off = 0
+    for k in range(l):
+        off += sizes[k] * sizes[k + 1]
+    return borrowed_2d(params, off, sizes[l], sizes[l + 1])
+
+
+@njit(cache=True, error_model="numpy")
+def _b(params, sizes, l):
+    off = 0
+    for k in range(sizes.shape[0] - 1):
+        off += sizes[k] * sizes[k + 1]
+    for k in range(l):
+        off += sizes[k + 1]
+    return borrowed_1d(params, off, sizes[l + 1])
+
+
+@njit(cache=True, error_model="numpy")
+def _act(A_buf, sizes, rows, l, m):
+    off = 0
+    for k in range(l):
+        off += rows * sizes[k]
+    return borrowed_2d(A_buf, off, m, sizes[l])
+
+
+@njit(cache=True, error_model="numpy")
+def _z(Z_buf, sizes, rows, l, m):
+    off = 0
+    for k in range(1, l):
+        off += rows * sizes[k]
+    return borrowed_2d(Z_buf, off, m, sizes[l])
+
+
+@njit(cache=True, error_model="numpy")
+def _delta(D_buf, i, m, n):
+    """Rows ``m`` by ``n`` at the start of ``D_buf[i]``."""
+    return borrowed_2d(borrowed_flat(D_buf), i * D_buf.shape[1], m, n)
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def forward_network(params, sizes, codes, m, rows, A_buf, Z_buf, threaded=None):
     """Forward through every layer for the m rows already in A_0; fills every Z_l and A_l.
@@ -175,9 +218,9 @@ def forward_network(params, sizes, codes, m, rows, A_buf, Z_buf, threaded=None):
         the default, compiles no threaded code).
     """
     for l in range(sizes.shape[0] - 1):
-        forward(act_view(A_buf, sizes, rows, l, m), weight_view(params, sizes, l),
-                bias_view(params, sizes, l), codes[l],
-                z_view(Z_buf, sizes, rows, l + 1, m), act_view(A_buf, sizes, rows, l + 1, m),
+        forward(_act(A_buf, sizes, rows, l, m), _w(params, sizes, l),
+                _b(params, sizes, l), codes[l],
+                _z(Z_buf, sizes, rows, l + 1, m), _act(A_buf, sizes, rows, l + 1, m),
                 threaded)
 
 
@@ -215,16 +258,16 @@ def backward_network(params, sizes, codes, loss_code, Y, m, rows, A_buf, Z_buf, 
     L = sizes.shape[0] - 1
     K = sizes[L]
     scale = 1.0 / (m * K) if loss_code == MSE else 1.0 / m
-    delta = D_buf[0, :m * K].reshape((m, K))
-    output_delta(z_view(Z_buf, sizes, rows, L, m), act_view(A_buf, sizes, rows, L, m), Y,
+    delta = _delta(D_buf, 0, m, K)
+    output_delta(_z(Z_buf, sizes, rows, L, m), _act(A_buf, sizes, rows, L, m), Y,
                  codes[L - 1], loss_code, scale, delta)
     for l in range(L - 1, -1, -1):
-        weight_gradients(act_view(A_buf, sizes, rows, l, m), delta,
-                         weight_view(grads, sizes, l), bias_view(grads, sizes, l), threaded)
+        weight_gradients(_act(A_buf, sizes, rows, l, m), delta,
+                         _w(grads, sizes, l), _b(grads, sizes, l), threaded)
         if l > 0:
-            prev = D_buf[(L - l) % 2, :m * sizes[l]].reshape((m, sizes[l]))
-            hidden_delta(delta, weight_view(params, sizes, l), z_view(Z_buf, sizes, rows, l, m),
-                         act_view(A_buf, sizes, rows, l, m), codes[l - 1], prev, threaded)
+            prev = _delta(D_buf, (L - l) % 2, m, sizes[l])
+            hidden_delta(delta, _w(params, sizes, l), _z(Z_buf, sizes, rows, l, m),
+                         _act(A_buf, sizes, rows, l, m), codes[l - 1], prev, threaded)
             delta = prev
 
 
@@ -355,7 +398,7 @@ def train_batches(X, Y, order, batch_size, first, last, sizes, codes, loss_code,
     for b in range(first, last):
         r0 = b * batch_size
         m = min(n, r0 + batch_size) - r0
-        A0 = act_view(A_buf, sizes, rows, 0, m)
+        A0 = _act(A_buf, sizes, rows, 0, m)
         Yb = Y_buf[:m]
         # element loops, not row views: a view costs a reference-count round trip per row
         for r in range(m):
@@ -365,8 +408,8 @@ def train_batches(X, Y, order, batch_size, first, last, sizes, codes, loss_code,
             for j in range(Y.shape[1]):
                 Yb[r, j] = Y[src, j]
         forward_network(params, sizes, codes, m, rows, A_buf, Z_buf, threaded)
-        batch_loss = batch_loss_sum(z_view(Z_buf, sizes, rows, L, m),
-                                    act_view(A_buf, sizes, rows, L, m), Yb, codes[L - 1], loss_code)
+        batch_loss = batch_loss_sum(_z(Z_buf, sizes, rows, L, m),
+                                    _act(A_buf, sizes, rows, L, m), Yb, codes[L - 1], loss_code)
         if not math.isfinite(batch_loss):
             return total, b - first, 1
         total += batch_loss
@@ -405,12 +448,12 @@ def predict_network(params, sizes, codes, X, out, A_buf, Z_buf, threaded=None):
         m = min(n, r0 + rows) - r0
         # element loops, not slice assignment: its shape-mismatch error path alone took
         # seconds of the cold compile
-        A0 = act_view(A_buf, sizes, rows, 0, m)
+        A0 = _act(A_buf, sizes, rows, 0, m)
         for r in range(m):
             for j in range(X.shape[1]):
                 A0[r, j] = X[r0 + r, j]
         forward_network(params, sizes, codes, m, rows, A_buf, Z_buf, threaded)
-        AL = act_view(A_buf, sizes, rows, L, m)
+        AL = _act(A_buf, sizes, rows, L, m)
         for r in range(m):
             for j in range(AL.shape[1]):
                 out[r0 + r, j] = AL[r, j]
