@@ -48,9 +48,12 @@ except ImportError:  # pragma: no cover - older scikit-learn
 from .kernels.activations import (ACTIVATION_CODES, ADAM, BINARY_CROSS_ENTROPY, CROSS_ENTROPY,
                                   MSE, SGD)
 from .kernels.cpu import adam_range, hidden_delta, output_delta, sgd_range, weight_gradients
-from .kernels.cpu.network import (act_view, bias_view, forward_network, n_weights,
-                                  predict_network, weight_view, z_view)
+from .kernels.cpu.gemm import PARALLEL_MIN_MACS
+from .kernels.cpu.network import (_act, _b, _delta, _w, _z, forward_network, n_weights,
+                                  predict_network)
+from .kernels.cpu.views import borrowed_2d, borrowed_flat
 from ._devices import parse_device
+from ._threading import products_may_thread
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -61,30 +64,42 @@ _LOSS = {"softmax": CROSS_ENTROPY, "logistic": BINARY_CROSS_ENTROPY, "identity":
 _PREDICT_ROWS = 4096
 
 
+def _threads_pay(sizes, rows, dtype):
+    """The training loop's ``threaded`` argument: True where Numba's threads are safe
+    (``_threading.products_may_thread``) and the largest product of a float32 batch splits
+    (``PARALLEL_MIN_MACS``), else None, as the Network's engine decides."""
+    if np.dtype(dtype) != np.float32 or not products_may_thread():
+        return None
+    s = [int(v) for v in sizes]
+    widest = max(s[l] * s[l + 1] for l in range(len(s) - 1))
+    return True if rows * widest >= PARALLEL_MIN_MACS else None
+
+
 # -- compiled training core ---------------------------------------------------------------------
 @njit(cache=True, error_model="numpy")
-def _sample_loss(a, y, loss_code, eps_clip):
-    """One sample's loss exactly as scikit-learn computes it: half squared error averaged
-    over outputs, or log-loss on probabilities clipped to [eps, 1 - eps]."""
-    K = a.shape[0]
+def _sample_loss(A, Y, r, loss_code, eps_clip):
+    """Row r's loss exactly as scikit-learn computes it: half squared error averaged over
+    outputs, or log-loss on probabilities clipped to [eps, 1 - eps]. (Indexes the 2-D arrays:
+    a row view would cost a reference-count round trip per sample.)"""
+    K = A.shape[1]
     total = 0.0
     if loss_code == MSE:
         for j in range(K):
-            d = float(a[j]) - float(y[j])
+            d = float(A[r, j]) - float(Y[r, j])
             total += d * d
         return total / (2.0 * K)
     for j in range(K):
-        p = min(max(float(a[j]), eps_clip), 1.0 - eps_clip)
-        if y[j] != 0:
-            total -= y[j] * math.log(p)
-        if loss_code == BINARY_CROSS_ENTROPY and y[j] != 1:
-            total -= (1.0 - y[j]) * math.log(1.0 - p)
+        p = min(max(float(A[r, j]), eps_clip), 1.0 - eps_clip)
+        if Y[r, j] != 0:
+            total -= Y[r, j] * math.log(p)
+        if loss_code == BINARY_CROSS_ENTROPY and Y[r, j] != 1:
+            total -= (1.0 - Y[r, j]) * math.log(1.0 - p)
     return total
 
 
 @njit(cache=True, error_model="numpy")
 def _batch_loss_grad(params, sizes, codes, loss_code, alpha, X, Y, sw, weighted, idx, r0, m,
-                     rows, A_buf, Z_buf, D_buf, Y_buf, grads):
+                     rows, A_buf, Z_buf, D_buf, Y_buf, grads, threaded):
     """scikit-learn's ``_backprop`` on rows ``idx[r0:r0+m]``: loss and gradients into grads.
 
     Returns (loss, weight sum). loss = weighted mean data loss + 0.5 alpha |W|^2 / weight sum;
@@ -93,32 +108,36 @@ def _batch_loss_grad(params, sizes, codes, loss_code, alpha, X, Y, sw, weighted,
     L = sizes.shape[0] - 1
     K = sizes[L]
     eps_clip = np.finfo(params.dtype).eps
-    A0 = act_view(A_buf, sizes, rows, 0, m)
-    Yb = Y_buf[:m]
+    # uncounted views (kernels/cpu/views.py) and element loops: no per-row or per-layer
+    # reference counting, which at small batches cost more than the arithmetic
+    A0 = _act(A_buf, sizes, rows, 0, m)
+    Yb = borrowed_2d(borrowed_flat(Y_buf), 0, m, K)
     sws = 0.0
     for r in range(m):
         i = idx[r0 + r]
-        A0[r, :] = X[i]
-        Yb[r, :] = Y[i]
+        for j in range(X.shape[1]):
+            A0[r, j] = X[i, j]
+        for j in range(K):
+            Yb[r, j] = Y[i, j]
         sws += sw[i]
     if sws <= 0.0:
         return 0.0, sws
-    forward_network(params, sizes, codes, m, rows, A_buf, Z_buf)
-    Z = z_view(Z_buf, sizes, rows, L, m)
-    A = act_view(A_buf, sizes, rows, L, m)
+    forward_network(params, sizes, codes, m, rows, A_buf, Z_buf, threaded)
+    Z = _z(Z_buf, sizes, rows, L, m)
+    A = _act(A_buf, sizes, rows, L, m)
     out_code = codes[L - 1]
     data = 0.0
     for r in range(m):
         w = sw[idx[r0 + r]] if weighted else 1.0
         if w != 0.0:
-            data += w * _sample_loss(A[r], Yb[r], loss_code, eps_clip)
+            data += w * _sample_loss(A, Yb, r, loss_code, eps_clip)
     nw = n_weights(sizes)
     sq = 0.0
     for k in range(nw):
         sq += float(params[k]) * float(params[k])
     loss = (data + 0.5 * alpha * sq) / sws
     # Canonical link: delta = A - Y for softmax/log-loss, logistic/log-loss, identity/squared.
-    delta = D_buf[0, :m * K].reshape((m, K))
+    delta = _delta(D_buf, 0, m, K)
     output_delta(Z, A, Yb, out_code, loss_code, 1.0, delta)
     for r in range(m):
         w = (sw[idx[r0 + r]] if weighted else 1.0) / sws
@@ -126,17 +145,18 @@ def _batch_loss_grad(params, sizes, codes, loss_code, alpha, X, Y, sw, weighted,
             delta[r, j] *= w
     scale_w = alpha / sws
     for l in range(L - 1, -1, -1):
-        dW = weight_view(grads, sizes, l)
-        weight_gradients(act_view(A_buf, sizes, rows, l, m), delta, dW, bias_view(grads, sizes, l))
+        dW = _w(grads, sizes, l)
+        weight_gradients(_act(A_buf, sizes, rows, l, m), delta, dW, _b(grads, sizes, l),
+                         threaded)
         if scale_w != 0.0:
-            W = weight_view(params, sizes, l)
+            W = _w(params, sizes, l)
             for a in range(W.shape[0]):
                 for b in range(W.shape[1]):
                     dW[a, b] += scale_w * W[a, b]
         if l > 0:
-            prev = D_buf[(L - l) % 2, :m * sizes[l]].reshape((m, sizes[l]))
-            hidden_delta(delta, weight_view(params, sizes, l), z_view(Z_buf, sizes, rows, l, m),
-                         act_view(A_buf, sizes, rows, l, m), codes[l - 1], prev)
+            prev = _delta(D_buf, (L - l) % 2, m, sizes[l])
+            hidden_delta(delta, _w(params, sizes, l), _z(Z_buf, sizes, rows, l, m),
+                         _act(A_buf, sizes, rows, l, m), codes[l - 1], prev, threaded)
             delta = prev
     return loss, sws
 
@@ -144,8 +164,10 @@ def _batch_loss_grad(params, sizes, codes, loss_code, alpha, X, Y, sw, weighted,
 @njit(cache=True, error_model="numpy")
 def _run_epoch(X, Y, sw, weighted, order, batch_size, sizes, codes, loss_code, alpha, params,
                grads, state, opt, lr, momentum, nesterov, beta1, beta2, eps, step, A_buf, Z_buf,
-               D_buf, Y_buf):
+               D_buf, Y_buf, threaded):
     """One epoch of minibatch updates in ``order``; returns sum over batches of loss * rows.
+    ``threaded``: None (every product on this thread, no threaded code compiled) or True
+    (large float32 products over Numba's threads; see ``kernels.cpu.gemm.matmul``).
 
     SGD uses ``sgd_range`` (torch's formula, velocity u); scikit-learn's velocity is -lr * u,
     identical while lr is constant; the caller rescales u when lr changes. Adam uses
@@ -159,7 +181,8 @@ def _run_epoch(X, Y, sw, weighted, order, batch_size, sizes, codes, loss_code, a
     for r0 in range(0, n, batch_size):
         m = min(n, r0 + batch_size) - r0
         loss, sws = _batch_loss_grad(params, sizes, codes, loss_code, alpha, X, Y, sw, weighted,
-                                     order, r0, m, rows, A_buf, Z_buf, D_buf, Y_buf, grads)
+                                     order, r0, m, rows, A_buf, Z_buf, D_buf, Y_buf, grads,
+                                     threaded)
         if sws <= 0.0:
             continue
         total += loss * m
@@ -460,6 +483,7 @@ class _BaseMLP(BaseEstimator):
         grads = np.empty_like(flat)
         sample_idx = np.arange(n, dtype=np.int64)
         nesterov = bool(self.nesterovs_momentum) and self.momentum > 0
+        threaded = _threads_pay(sizes, min(batch_size, n), flat.dtype)
         try:
             self.n_iter_ = 0
             for it in range(self.max_iter):
@@ -472,7 +496,7 @@ class _BaseMLP(BaseEstimator):
                                    loss_code, float(self.alpha), flat, grads, opt["state"],
                                    opt["code"], opt["lr"], float(self.momentum), nesterov,
                                    float(self.beta_1), float(self.beta_2), float(self.epsilon),
-                                   opt["step"], ws.A, ws.Z, ws.D, ws.Y)
+                                   opt["step"], ws.A, ws.Z, ws.D, ws.Y, threaded)
                 self.n_iter_ += 1
                 self.loss_ = float(total) / n
                 self.t_ += n
@@ -541,11 +565,13 @@ class _BaseMLP(BaseEstimator):
         params = np.empty_like(flat)
         grads = np.empty_like(flat)
         alpha = float(self.alpha)
+        threaded = _threads_pay(sizes, n, flat.dtype)
 
         def fun(p):
             params[:] = p
             loss, _ = _batch_loss_grad(params, sizes, codes, loss_code, alpha, X, Y, sw,
-                                       weighted, order, 0, n, n, ws.A, ws.Z, ws.D, ws.Y, grads)
+                                       weighted, order, 0, n, n, ws.A, ws.Z, ws.D, ws.Y, grads,
+                                       threaded)
             return float(loss), grads.astype(np.float64)
 
         from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
