@@ -7,8 +7,7 @@ import numpy as np
 
 from .kernels.cpu import network as K
 from .kernels.cpu.checks import all_finite
-from .kernels.cpu.gemm import PARALLEL_MIN_MACS
-from ._threading import products_may_thread
+from ._threading import products_may_thread, threaded_flag
 
 
 class CPUEngine:
@@ -65,21 +64,16 @@ class CPUEngine:
 
     # -- threads ------------------------------------------------------------------------------
     def _threaded(self, rows):
-        """The drivers' ``threaded`` argument for products of ``rows`` rows: True where threads
-        are safe (``products_may_thread``) and some layer's product is large enough to split
-        (float32 only), else None, whose compiled specialisation holds no threaded code (a
-        third less cold compile). After a fit, evaluation passes the fit's flag, so it runs
-        the specialisation training compiled instead of compiling the other one."""
+        """The drivers' ``threaded`` argument for products of ``rows`` rows
+        (``_threading.threaded_flag``: True or None, whose compiled specialisation holds no
+        threaded code, a third less cold compile). After a fit, evaluation passes the fit's
+        flag, so it runs the specialisation training compiled instead of compiling the other
+        one; threads are re-checked on every call (a forked child, a changed thread count)."""
+        if not products_may_thread():
+            return None
         if self._fitted:
             return self._fit_threaded
-        return self._threads_pay(rows)
-
-    def _threads_pay(self, rows):
-        if self.dtype != np.float32 or not products_may_thread():
-            return None
-        s = [int(v) for v in self.sizes]
-        widest = max(s[l] * s[l + 1] for l in range(len(s) - 1))
-        return True if rows * widest >= PARALLEL_MIN_MACS else None
+        return threaded_flag(self.sizes, rows, self.dtype)
 
     # -- inference and gradients ----------------------------------------------------------------
     def forward(self, X, rows=4096):
@@ -121,7 +115,7 @@ class CPUEngine:
         self._fit_ws = self._workspace(min(batch_size, X.shape[0]))
         if self._grads is None:
             self._grads = np.empty(self.n_params, self.dtype)
-        self._fit_threaded = self._threads_pay(min(batch_size, X.shape[0]))
+        self._fit_threaded = threaded_flag(self.sizes, min(batch_size, X.shape[0]), self.dtype)
         self._fitted = True
 
     def end_fit(self):

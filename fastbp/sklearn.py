@@ -48,12 +48,11 @@ except ImportError:  # pragma: no cover - older scikit-learn
 from .kernels.activations import (ACTIVATION_CODES, ADAM, BINARY_CROSS_ENTROPY, CROSS_ENTROPY,
                                   MSE, SGD)
 from .kernels.cpu import adam_range, hidden_delta, output_delta, sgd_range, weight_gradients
-from .kernels.cpu.gemm import PARALLEL_MIN_MACS
 from .kernels.cpu.network import (_act, _b, _delta, _w, _z, forward_network, n_weights,
                                   predict_network)
 from .kernels.cpu.views import borrowed_2d, borrowed_flat
 from ._devices import parse_device
-from ._threading import products_may_thread
+from ._threading import threaded_flag
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -62,17 +61,6 @@ _ACT = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "
         "softmax": "softmax"}
 _LOSS = {"softmax": CROSS_ENTROPY, "logistic": BINARY_CROSS_ENTROPY, "identity": MSE}
 _PREDICT_ROWS = 4096
-
-
-def _threads_pay(sizes, rows, dtype):
-    """The training loop's ``threaded`` argument: True where Numba's threads are safe
-    (``_threading.products_may_thread``) and the largest product of a float32 batch splits
-    (``PARALLEL_MIN_MACS``), else None, as the Network's engine decides."""
-    if np.dtype(dtype) != np.float32 or not products_may_thread():
-        return None
-    s = [int(v) for v in sizes]
-    widest = max(s[l] * s[l + 1] for l in range(len(s) - 1))
-    return True if rows * widest >= PARALLEL_MIN_MACS else None
 
 
 # -- compiled training core ---------------------------------------------------------------------
@@ -483,7 +471,7 @@ class _BaseMLP(BaseEstimator):
         grads = np.empty_like(flat)
         sample_idx = np.arange(n, dtype=np.int64)
         nesterov = bool(self.nesterovs_momentum) and self.momentum > 0
-        threaded = _threads_pay(sizes, min(batch_size, n), flat.dtype)
+        threaded = threaded_flag(sizes, min(batch_size, n), flat.dtype)
         try:
             self.n_iter_ = 0
             for it in range(self.max_iter):
@@ -565,7 +553,7 @@ class _BaseMLP(BaseEstimator):
         params = np.empty_like(flat)
         grads = np.empty_like(flat)
         alpha = float(self.alpha)
-        threaded = _threads_pay(sizes, n, flat.dtype)
+        threaded = threaded_flag(sizes, n, flat.dtype)
 
         def fun(p):
             params[:] = p

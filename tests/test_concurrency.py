@@ -264,10 +264,13 @@ def test_engine_passes_threaded_only_where_products_split(monkeypatch):
     """The CPU engine hands the drivers threaded=True only for float32 nets whose largest
     product reaches gemm.PARALLEL_MIN_MACS at the batch's rows, and only where threads are
     allowed; otherwise None (the specialisation compiled without threaded code). After a fit,
-    evaluation keeps the fit's choice (one compiled specialisation)."""
+    evaluation keeps the fit's choice (one compiled specialisation) unless threads stopped
+    being allowed (a forked child under GNU OpenMP, one thread)."""
     from fastbp import _engine_cpu
     from fastbp.kernels.cpu.gemm import PARALLEL_MIN_MACS
-    monkeypatch.setattr(_engine_cpu, "products_may_thread", lambda: True)
+    allowed = [True]
+    monkeypatch.setattr(_threading, "products_may_thread", lambda: allowed[0])
+    monkeypatch.setattr(_engine_cpu, "products_may_thread", lambda: allowed[0])
     eng = _engine_cpu.CPUEngine([64, 128, 10], [1, 0], 0, np.float32)
     small, large = PARALLEL_MIN_MACS // (64 * 128), PARALLEL_MIN_MACS // (64 * 128) + 1
     assert (small - 1) * 64 * 128 < PARALLEL_MIN_MACS <= large * 64 * 128
@@ -278,5 +281,9 @@ def test_engine_passes_threaded_only_where_products_split(monkeypatch):
     eng.begin_fit(X, Y, 32)
     eng.end_fit()
     assert eng._threaded(4096) is None  # evaluation runs the fit's (serial) specialisation
-    monkeypatch.setattr(_engine_cpu, "products_may_thread", lambda: False)
+    eng.begin_fit(np.zeros((large, 64), np.float32), np.zeros((large, 10), np.float32), large)
+    eng.end_fit()
+    assert eng._threaded(8) is True  # the fit's (threaded) specialisation
+    allowed[0] = False
+    assert eng._threaded(8) is None  # threads no longer allowed: never launch them
     assert _engine_cpu.CPUEngine([64, 128, 10], [1, 0], 0, np.float32)._threaded(4096) is None

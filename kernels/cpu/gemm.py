@@ -450,56 +450,32 @@ def _nt_panels_parallel(a, b, c, M, J, K):
         _nt_panel(a, b, c, P, M, J, K, p * W)
 
 
-def _threaded_nn(a, b, c, M, K, N, threaded):
-    """``c = a @ b`` over Numba's threads when ``threaded`` is true and the product has at
-    least ``PARALLEL_MIN_MACS`` multiply-adds; returns whether it ran."""
+def _threaded(parallel_panels):
+    """A stub ``run(a, b, c, M, K, N, threaded)`` for one of the ``*_panels_parallel``
+    functions: it runs ``parallel_panels(a, b, c, M, K, N)`` when ``threaded`` is true and the
+    product has at least ``PARALLEL_MIN_MACS`` multiply-adds (M*K*N), and returns whether it
+    ran. Where ``_serial_only`` holds it compiles to ``False`` and never references
+    ``parallel_panels``, so the threaded code is not compiled."""
+    def run(a, b, c, M, K, N, threaded):
+        raise NotImplementedError("call from @njit code")
+
+    @overload(run)
+    def _run_impl(a, b, c, M, K, N, threaded):
+        if _serial_only_impl(a, threaded)(a, threaded):
+            return lambda a, b, c, M, K, N, threaded: False
+
+        def impl(a, b, c, M, K, N, threaded):
+            if threaded and M * K * N >= PARALLEL_MIN_MACS:
+                parallel_panels(a, b, c, M, K, N)
+                return True
+            return False
+        return impl
+    return run
 
 
-@overload(_threaded_nn)
-def _threaded_nn_impl(a, b, c, M, K, N, threaded):
-    if _serial_only_impl(a, threaded)(a, threaded):
-        return lambda a, b, c, M, K, N, threaded: False
-
-    def impl(a, b, c, M, K, N, threaded):
-        if threaded and M * K * N >= PARALLEL_MIN_MACS:
-            _nn_panels_parallel(a, b, c, M, K, N)
-            return True
-        return False
-    return impl
-
-
-def _threaded_tn(a, b, c, M, R, N, threaded):
-    """``c = a.T @ b`` over threads; see ``_threaded_nn``."""
-
-
-@overload(_threaded_tn)
-def _threaded_tn_impl(a, b, c, M, R, N, threaded):
-    if _serial_only_impl(a, threaded)(a, threaded):
-        return lambda a, b, c, M, R, N, threaded: False
-
-    def impl(a, b, c, M, R, N, threaded):
-        if threaded and M * R * N >= PARALLEL_MIN_MACS:
-            _tn_panels_parallel(a, b, c, M, R, N)
-            return True
-        return False
-    return impl
-
-
-def _threaded_nt(a, b, c, M, J, K, threaded):
-    """``c = a @ b.T`` over threads; see ``_threaded_nn``."""
-
-
-@overload(_threaded_nt)
-def _threaded_nt_impl(a, b, c, M, J, K, threaded):
-    if _serial_only_impl(a, threaded)(a, threaded):
-        return lambda a, b, c, M, J, K, threaded: False
-
-    def impl(a, b, c, M, J, K, threaded):
-        if threaded and M * J * K >= PARALLEL_MIN_MACS:
-            _nt_panels_parallel(a, b, c, M, J, K)
-            return True
-        return False
-    return impl
+_threaded_nn = _threaded(_nn_panels_parallel)
+_threaded_tn = _threaded(_tn_panels_parallel)
+_threaded_nt = _threaded(_nt_panels_parallel)
 
 
 @njit(cache=True)
