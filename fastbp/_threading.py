@@ -138,11 +138,10 @@ def products_may_thread():
 def threaded_flag(sizes, rows, dtype):
     """The compiled drivers' ``threaded`` argument for a net of layer widths ``sizes`` run on
     ``rows`` rows: True where threads are allowed (``products_may_thread``) and the largest
-    float32 product reaches ``gemm.PARALLEL_MIN_MACS`` multiply-adds, else None (the
-    specialisation compiled without threaded code)."""
-    import numpy as np
+    product reaches ``gemm.PARALLEL_MIN_MACS`` multiply-adds, else None (the specialisation
+    compiled without threaded code)."""
     from .kernels.cpu.gemm import PARALLEL_MIN_MACS
-    if np.dtype(dtype) != np.float32 or not products_may_thread():
+    if not products_may_thread():
         return None
     s = [int(v) for v in sizes]
     widest = max(s[l] * s[l + 1] for l in range(len(s) - 1))

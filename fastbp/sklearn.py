@@ -155,7 +155,7 @@ def _run_epoch(X, Y, sw, weighted, order, batch_size, sizes, codes, loss_code, a
                D_buf, Y_buf, threaded):
     """One epoch of minibatch updates in ``order``; returns sum over batches of loss * rows.
     ``threaded``: None (every product on this thread, no threaded code compiled) or True
-    (large float32 products over Numba's threads; see ``kernels.cpu.gemm.matmul``).
+    (large products over Numba's threads; see ``kernels.cpu.gemm.matmul``).
 
     SGD uses ``sgd_range`` (torch's formula, velocity u); scikit-learn's velocity is -lr * u,
     identical while lr is constant; the caller rescales u when lr changes. Adam uses

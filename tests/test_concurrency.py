@@ -261,8 +261,8 @@ def test_layer_safety_table():
 
 
 def test_engine_passes_threaded_only_where_products_split(monkeypatch):
-    """The CPU engine hands the drivers threaded=True only for float32 nets whose largest
-    product reaches gemm.PARALLEL_MIN_MACS at the batch's rows, and only where threads are
+    """The CPU engine hands the drivers threaded=True only for nets whose largest product
+    reaches gemm.PARALLEL_MIN_MACS at the batch's rows, and only where threads are
     allowed; otherwise None (the specialisation compiled without threaded code). After a fit,
     evaluation keeps the fit's choice (one compiled specialisation) unless threads stopped
     being allowed (a forked child under GNU OpenMP, one thread)."""
@@ -276,7 +276,7 @@ def test_engine_passes_threaded_only_where_products_split(monkeypatch):
     assert (small - 1) * 64 * 128 < PARALLEL_MIN_MACS <= large * 64 * 128
     assert eng._threaded(small - 1) is None
     assert eng._threaded(large) is True
-    assert _engine_cpu.CPUEngine([64, 128, 10], [1, 0], 0, np.float64)._threaded(4096) is None
+    assert _engine_cpu.CPUEngine([64, 128, 10], [1, 0], 0, np.float64)._threaded(large) is True
     X, Y = np.zeros((small - 1, 64), np.float32), np.zeros((small - 1, 10), np.float32)
     eng.begin_fit(X, Y, 32)
     eng.end_fit()

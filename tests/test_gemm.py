@@ -130,10 +130,11 @@ def test_scratch_holds_a_packing_chunk():
     assert SCRATCH // 32 >= 128 and SCRATCH // 16 >= 128
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(64, 300, 70), (130, 600, 260), (1024, 70, 100)])
 @pytest.mark.parametrize("form", ["nn", "tn", "nt"])
-def test_threaded_panels_match_numpy_and_one_thread(form, shape):
-    """With threaded=True, float32 products from PARALLEL_MIN_MACS up spread their panels over
+def test_threaded_panels_match_numpy_and_one_thread(form, shape, dtype):
+    """With threaded=True, products from PARALLEL_MIN_MACS up spread their panels over
     Numba's threads (packed blocks of the reduction; the second shape is past the one-thread
     BLAS threshold, so it runs own code only when threaded; in the third, ``A.T @ B``'s rows
     of A are gemm.ALIAS_BYTES apart, so it packs blocks of A too, with reduction and column
@@ -142,17 +143,18 @@ def test_threaded_panels_match_numpy_and_one_thread(form, shape):
     import numba
     M, K, N = shape  # panel tails, and more than one packed block along the reduction
     assert M * K * N >= gemm.PARALLEL_MIN_MACS
+    assert M * K * N < min(gemm.BLAS_MIN_MACS_F32_THREADED, gemm.BLAS_MIN_MACS_F64_THREADED)
     if shape[0] == 1024:
         assert (M * 4) % gemm.ALIAS_BYTES == 0 and K % gemm.TN_KC and N % 32
     rng = np.random.default_rng(11)
-    A = rng.standard_normal((M, K) if form != "tn" else (K, M)).astype(np.float32)
-    B = rng.standard_normal((K, N) if form != "nt" else (N, K)).astype(np.float32)
+    A = rng.standard_normal((M, K) if form != "tn" else (K, M)).astype(dtype)
+    B = rng.standard_normal((K, N) if form != "nt" else (N, K)).astype(dtype)
     fn = {"nn": gemm.matmul, "tn": gemm.matmul_tn, "nt": gemm.matmul_nt}[form]
     a, b = A.astype(np.float64), B.astype(np.float64)
     want = a.T @ b if form == "tn" else a @ (b.T if form == "nt" else b)
-    threaded = np.full((M, N), np.nan, np.float32)
+    threaded = np.full((M, N), np.nan, dtype)
     fn(A, B, threaded, True)
-    _check(threaded, want, np.float32, K)
+    _check(threaded, want, dtype, K)
     before = numba.get_num_threads()
     numba.set_num_threads(1)
     try:
@@ -165,18 +167,19 @@ def test_threaded_panels_match_numpy_and_one_thread(form, shape):
 
 @pytest.mark.parametrize("form", ["matmul", "matmul_tn", "matmul_nt"])
 def test_threaded_code_compiled_only_when_asked(form):
-    """``threaded`` left out (None) or float64 data: the specialisation references no
-    threaded panel function, so a cold compile of a small network's training never builds
-    them; a float32 bool flag does reference them. Fresh uncached copies of the products, so
+    """``threaded`` left out (None): the specialisation references no threaded panel
+    function, so a cold compile of a small network's training never builds them; a bool flag
+    does reference them (float32 and float64). Fresh uncached copies of the products, so
     their LLVM IR can be inspected."""
     fresh = njit(getattr(gemm, form).py_func)
     A = np.ones((4, 4), np.float32)
     fresh(A, A, np.empty_like(A))
     fresh(A, A, np.empty_like(A), None)
-    fresh(A.astype(np.float64), A.astype(np.float64), np.empty((4, 4)), True)
+    fresh(A.astype(np.float64), A.astype(np.float64), np.empty((4, 4)))
     fresh(A, A, np.empty_like(A), True)
+    fresh(A.astype(np.float64), A.astype(np.float64), np.empty((4, 4)), True)
     irs = fresh.inspect_llvm()
-    assert len(irs) == 4
+    assert len(irs) == 5
     threaded = [sig for sig, ir in irs.items() if "panels_parallel" in ir]
-    assert len(threaded) == 1
-    assert threaded[0][0].dtype.name == "float32" and str(threaded[0][3]) == "bool"
+    assert len(threaded) == 2
+    assert all(str(sig[3]) == "bool" for sig in threaded)

@@ -140,7 +140,7 @@ def hidden_delta(delta_next, W_next, Z, A, code, delta, threaded=None):
     delta : ndarray (n, n_hidden)
         Output: this layer's delta.
     threaded : bool or None
-        Let a large float32 product use Numba's threads (see ``gemm.matmul_nt``; None,
+        Let a large product use Numba's threads (see ``gemm.matmul_nt``; None,
         the default, compiles no threaded code).
     """
     if delta.shape[0] == 0:

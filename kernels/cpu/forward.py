@@ -30,7 +30,7 @@ def forward(A_prev, W, b, code, Z, A, threaded=None):
     A : ndarray (n, n_out)
         Output: activations ``f(Z)``.
     threaded : bool or None
-        Let a large float32 product use Numba's threads (see ``gemm.matmul``; None,
+        Let a large product use Numba's threads (see ``gemm.matmul``; None,
         the default, compiles no threaded code).
     """
     if Z.shape[0] == 0:

@@ -7,7 +7,7 @@ BLAS for everything: a training step of a small network is a handful of small pr
 BLAS's call, packing and dispatch cost more than the arithmetic (measured, float32 32x64x128:
 BLAS 7.4 us, this 2.8 us), and OpenBLAS may be pinned to AVX2 while LLVM emits AVX-512 here.
 The own products run on the calling thread unless the caller passes ``threaded=True`` (then
-float32 products from ``PARALLEL_MIN_MACS`` up give each Numba thread whole column panels; with
+products from ``PARALLEL_MIN_MACS`` up give each Numba thread whole column panels; with
 ``threaded=None``, the default, the threaded code is not compiled at all), and
 allocate nothing (``A @ B.T`` packs panels of ``B`` into a
 fixed stack buffer), and each output element is summed in a fixed order, so results are
@@ -31,8 +31,12 @@ from .simd import SCRATCH, lanes, stack_scratch, transpose_block, vadd, vfma, vl
 BLAS_MIN_MACS_F32 = 1 << 24
 BLAS_MIN_MACS_F32_THREADED = 1 << 31
 BLAS_MIN_MACS_F64 = 1 << 22
-#: float32 products with at least this many multiply-adds split their column panels over
-#: Numba's threads (when more than one is allowed); smaller ones stay on the calling thread.
+#: float64 over two threads: own panels beat BLAS on mnist-sized products (128x784x256 116
+#: against 87 GFLOP/s; A.T @ B 784x128x256 101 against 53) but not on wide ones
+#: (256x1024x2048 66 against 89), so BLAS takes float64 products from 1 << 26 when threaded.
+BLAS_MIN_MACS_F64_THREADED = 1 << 26
+#: Products with at least this many multiply-adds split their column panels over Numba's
+#: threads (when the caller allows it); smaller ones stay on the calling thread.
 PARALLEL_MIN_MACS = 1 << 20
 
 
@@ -310,10 +314,9 @@ def _serial_only(a, threaded):
 
 @overload(_serial_only)
 def _serial_only_impl(a, threaded):
-    # ``threaded`` None or left out, or float64 data: the threaded panels are never referenced,
-    # so they are never compiled (they are about a third of a cold compile)
-    serial = (isinstance(threaded, (types.NoneType, types.Omitted))
-              or a.dtype != types.float32)
+    # ``threaded`` None or left out: the threaded panels are never referenced, so they are
+    # never compiled (they are about a third of a cold compile)
+    serial = isinstance(threaded, (types.NoneType, types.Omitted))
     return lambda a, threaded: serial
 
 
@@ -323,11 +326,9 @@ def _blas_wins(macs, a, threaded):
     BLAS, see ``matmul_nt``; one-row ``A @ B`` and the outer products ``A.T @ B`` with one
     reduction row stay here, measured faster: float32 1x64x128 0.19 against 0.25 us,
     outer product 64x128 0.43 against 1.10 us.)"""
-    if lanes(a) != 16:
-        return macs >= BLAS_MIN_MACS_F64
-    if _serial_only(a, threaded):
-        return macs >= BLAS_MIN_MACS_F32
-    return macs >= (BLAS_MIN_MACS_F32_THREADED if threaded else BLAS_MIN_MACS_F32)
+    if _serial_only(a, threaded) or not threaded:
+        return macs >= (BLAS_MIN_MACS_F32 if lanes(a) == 16 else BLAS_MIN_MACS_F64)
+    return macs >= (BLAS_MIN_MACS_F32_THREADED if lanes(a) == 16 else BLAS_MIN_MACS_F64_THREADED)
 
 
 @njit(cache=True)
@@ -491,7 +492,7 @@ def matmul(A, B, out, threaded=None):
     out : ndarray (M, N)
         Output, overwritten.
     threaded : bool or None
-        Allow spreading a large float32 product over Numba's threads. None (the default):
+        Allow spreading a large product over Numba's threads. None (the default):
         the calling thread only, and the threaded code is not even compiled; a bool is
         checked at run time. Pass True only where no other thread pool is busy and, under
         GNU OpenMP, not in a forked child of a process that launched parallel code.
@@ -527,7 +528,7 @@ def matmul_tn(A, B, out, threaded=None):
     out : ndarray (M, N)
         Output, overwritten.
     threaded : bool or None
-        Allow spreading a large float32 product over Numba's threads. None (the default):
+        Allow spreading a large product over Numba's threads. None (the default):
         the calling thread only, and the threaded code is not even compiled; a bool is
         checked at run time. Pass True only where no other thread pool is busy and, under
         GNU OpenMP, not in a forked child of a process that launched parallel code.
@@ -566,7 +567,7 @@ def matmul_nt(A, B, out, threaded=None):
     out : ndarray (M, K)
         Output, overwritten.
     threaded : bool or None
-        Allow spreading a large float32 product over Numba's threads. None (the default):
+        Allow spreading a large product over Numba's threads. None (the default):
         the calling thread only, and the threaded code is not even compiled; a bool is
         checked at run time. Pass True only where no other thread pool is busy and, under
         GNU OpenMP, not in a forked child of a process that launched parallel code.

@@ -22,7 +22,7 @@ def weight_gradients(A_prev, delta, dW, db, threaded=None):
     db : ndarray (n_out,)
         Output: bias gradient.
     threaded : bool or None
-        Let a large float32 product use Numba's threads (see ``gemm.matmul_tn``; None,
+        Let a large product use Numba's threads (see ``gemm.matmul_tn``; None,
         the default, compiles no threaded code).
     """
     n, m = delta.shape

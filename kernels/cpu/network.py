@@ -10,8 +10,8 @@ Layout contract (shared with the Python engine that allocates the buffers):
   ``Z_buf`` of ``B * sum(sizes[1:])``, ``D_buf`` (2, ``B * max(sizes[1:])``) for deltas.
 
 The loops are serial; the matrix products (``gemm.py``) run in fastbp's own code, spread over
-Numba's threads only when the caller passes ``threaded=True`` (then large float32 products
-stay out of BLAS, so two thread pools never spin against each other; README, "Threading").
+Numba's threads only when the caller passes ``threaded=True`` (then products up to
+``gemm.BLAS_MIN_MACS_*_THREADED`` stay out of BLAS; README, "Threading").
 """
 import math
 
@@ -214,7 +214,7 @@ def forward_network(params, sizes, codes, m, rows, A_buf, Z_buf, threaded=None):
     A_buf, Z_buf : ndarray
         Workspaces (see the module docstring); A_0 holds the inputs.
     threaded : bool or None
-        Let large float32 products use Numba's threads (see ``gemm.matmul``; None,
+        Let large products use Numba's threads (see ``gemm.matmul``; None,
         the default, compiles no threaded code).
     """
     for l in range(sizes.shape[0] - 1):
@@ -252,7 +252,7 @@ def backward_network(params, sizes, codes, loss_code, Y, m, rows, A_buf, Z_buf, 
     grads : ndarray (n_params,)
         Output: gradients, same layout as params.
     threaded : bool or None
-        Let large float32 products use Numba's threads (see ``gemm.matmul``; None,
+        Let large products use Numba's threads (see ``gemm.matmul``; None,
         the default, compiles no threaded code).
     """
     L = sizes.shape[0] - 1
@@ -381,7 +381,7 @@ def train_batches(X, Y, order, batch_size, first, last, sizes, codes, loss_code,
     A_buf, Z_buf, D_buf, Y_buf : ndarray
         Workspaces for ``batch_size`` rows.
     threaded : bool or None
-        Let large float32 products use Numba's threads (see ``gemm.matmul``; None, the
+        Let large products use Numba's threads (see ``gemm.matmul``; None, the
         default, compiles no threaded code). The engine passes True only where that is safe
         (``fastbp/_threading.py``) and some product is large enough to split.
 
@@ -438,7 +438,7 @@ def predict_network(params, sizes, codes, X, out, A_buf, Z_buf, threaded=None):
     A_buf, Z_buf : ndarray
         Workspaces for ``rows`` rows (rows is deduced from A_buf's length).
     threaded : bool or None
-        Let large float32 products use Numba's threads (see ``gemm.matmul``; None,
+        Let large products use Numba's threads (see ``gemm.matmul``; None,
         the default, compiles no threaded code).
     """
     n = X.shape[0]
