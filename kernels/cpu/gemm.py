@@ -308,16 +308,21 @@ def _dot_into_impl(A, B, out):
     return impl
 
 
-def _serial_only(a, threaded):
-    """Whether this specialisation can never use threads (a compile-time constant)."""
+def _never_threaded(threaded_type):
+    """Whether a ``threaded`` argument of this Numba type can never allow threads: None or
+    left out. Such specialisations never reference the threaded panels, so they are never
+    compiled (they are about a third of a cold compile)."""
+    return isinstance(threaded_type, (types.NoneType, types.Omitted))
+
+
+def _serial_only(threaded):
+    """``_never_threaded`` of the argument's type, as a compile-time constant in njit code."""
 
 
 @overload(_serial_only)
-def _serial_only_impl(a, threaded):
-    # ``threaded`` None or left out: the threaded panels are never referenced, so they are
-    # never compiled (they are about a third of a cold compile)
-    serial = isinstance(threaded, (types.NoneType, types.Omitted))
-    return lambda a, threaded: serial
+def _serial_only_impl(threaded):
+    serial = _never_threaded(threaded)
+    return lambda threaded: serial
 
 
 @njit(cache=True, inline='always')
@@ -326,7 +331,7 @@ def _blas_wins(macs, a, threaded):
     BLAS, see ``matmul_nt``; one-row ``A @ B`` and the outer products ``A.T @ B`` with one
     reduction row stay here, measured faster: float32 1x64x128 0.19 against 0.25 us,
     outer product 64x128 0.43 against 1.10 us.)"""
-    if _serial_only(a, threaded) or not threaded:
+    if _serial_only(threaded) or not threaded:
         return macs >= (BLAS_MIN_MACS_F32 if lanes(a) == 16 else BLAS_MIN_MACS_F64)
     return macs >= (BLAS_MIN_MACS_F32_THREADED if lanes(a) == 16 else BLAS_MIN_MACS_F64_THREADED)
 
@@ -455,14 +460,14 @@ def _threaded(parallel_panels):
     """A stub ``run(a, b, c, M, K, N, threaded)`` for one of the ``*_panels_parallel``
     functions: it runs ``parallel_panels(a, b, c, M, K, N)`` when ``threaded`` is true and the
     product has at least ``PARALLEL_MIN_MACS`` multiply-adds (M*K*N), and returns whether it
-    ran. Where ``_serial_only`` holds it compiles to ``False`` and never references
+    ran. Where ``_never_threaded`` holds it compiles to ``False`` and never references
     ``parallel_panels``, so the threaded code is not compiled."""
     def run(a, b, c, M, K, N, threaded):
         raise NotImplementedError("call from @njit code")
 
     @overload(run)
     def _run_impl(a, b, c, M, K, N, threaded):
-        if _serial_only_impl(a, threaded)(a, threaded):
+        if _never_threaded(threaded):
             return lambda a, b, c, M, K, N, threaded: False
 
         def impl(a, b, c, M, K, N, threaded):
