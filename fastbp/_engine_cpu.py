@@ -12,6 +12,8 @@ from ._threading import products_may_thread, threaded_flag
 
 class CPUEngine:
     device = "cpu"
+    #: run_batches can check each update before writing it (train_batches ``checked``)
+    can_check_updates = True
 
     def __init__(self, sizes, codes, loss_code, dtype):
         self.sizes = np.asarray(sizes, dtype=np.int64)
@@ -109,8 +111,11 @@ class CPUEngine:
         return loss, K.act_view(A_buf, self.sizes, n, len(self.sizes) - 1, n).copy()
 
     # -- training -------------------------------------------------------------------------------
-    def begin_fit(self, X, Y, batch_size):
+    def begin_fit(self, X, Y, batch_size, checked=False):
+        """Hold the data for run_batches. ``checked``: refuse (status 2) any update that would
+        make a parameter or optimizer-state entry non-finite, before writing it."""
         self._X, self._Y = X, Y
+        self._checked = True if checked else None  # None: the check is not even compiled
         self._batch = batch_size
         self._fit_ws = self._workspace(min(batch_size, X.shape[0]))
         if self._grads is None:
@@ -128,4 +133,5 @@ class CPUEngine:
         threaded = self._fit_threaded if products_may_thread() else None
         return K.train_batches(self._X, self._Y, order, self._batch, first, last, self.sizes,
                                self.codes, self.loss_code, self.params, self._grads, state,
-                               opt_code, hyper, step, A_buf, Z_buf, D_buf, Y_buf, threaded)
+                               opt_code, hyper, step, A_buf, Z_buf, D_buf, Y_buf, threaded,
+                               self._checked)

@@ -26,6 +26,9 @@ def _zero3(info):
 
 
 class CUDAEngine:
+    #: updates are not checked before writing: fit keeps a host snapshot instead
+    can_check_updates = False
+
     def __init__(self, sizes, codes, loss_code, dtype, device_index=0):
         n_gpus = len(cuda.gpus)
         if not 0 <= device_index < n_gpus:
@@ -130,9 +133,12 @@ class CUDAEngine:
         return loss, self._workspace(max(n, 1)).A[-1][:n].copy_to_host()
 
     # -- training -------------------------------------------------------------------------------
-    def begin_fit(self, X, Y, batch_size):
+    def begin_fit(self, X, Y, batch_size, checked=False):
         """Copy the dataset to the device once (device arrays with __cuda_array_interface__
-        of this dtype and C order are used in place)."""
+        of this dtype and C order are used in place). ``checked`` must be False
+        (``can_check_updates``)."""
+        if checked:
+            raise ValueError("checked: the CUDA engine does not check updates")
         self._X = _on_device(X, self.dtype)
         self._Y = _on_device(Y, self.dtype)
         n = self._X.shape[0]

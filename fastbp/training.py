@@ -18,11 +18,15 @@ from .network import _accuracy
 from .optimizers import make_optimizer
 
 CHUNK_SECONDS = 0.2
-# Each chunk boundary scans and copies parameters + optimizer state (the divergence snapshot).
-# Chunks stretch so that this costs at most ~1/SNAPSHOT_RATIO of the training time, but never
-# past MAX_CHUNK_SECONDS, which bounds how long Ctrl-C waits.
+# Divergence recovery, two ways. Parameters + optimizer state up to SNAPSHOT_MAX_BYTES: each
+# chunk boundary scans them and copies them (the snapshot), and chunks stretch so that this
+# costs at most ~1/SNAPSHOT_RATIO of the training time, but never past MAX_CHUNK_SECONDS,
+# which bounds how long Ctrl-C waits. Larger (and where the engine can): the compiled loop
+# checks every update before writing it, so the parameters never turn non-finite and no copy
+# is kept; a copy would add a third or more to fit's peak memory (wide net: 1.45x the budget).
 SNAPSHOT_RATIO = 50
 MAX_CHUNK_SECONDS = 1.0
+SNAPSHOT_MAX_BYTES = 4 << 20
 
 
 class DivergenceError(FloatingPointError):
@@ -142,20 +146,25 @@ def _train(net, X, Y, val, epochs, batch_size, opt, shuffle, progress, cbs, chec
     n_batches = math.ceil(n / batch_size)
     hist = History()
     bar = ProgressBar(epochs, n_batches) if progress else None
-    # Divergence recovery: ``good`` always holds finite parameters and optimizer state (the
-    # latest seen at a chunk boundary). The live state is scanned first (compiled, no
-    # allocation) and copied only when finite, so one buffer suffices: it costs one extra copy
-    # of parameters + optimizer state in memory, allocated once per fit.
-    good = _Snapshot(net)
-    ts = time.perf_counter()
-    good.take(net)
-    snap_seconds = time.perf_counter() - ts
-    chunk_seconds = CHUNK_SECONDS and max(CHUNK_SECONDS,
-                                          min(MAX_CHUNK_SECONDS, SNAPSHOT_RATIO * snap_seconds))
-    if not good.finite():
+    if not engine.all_finite(net._opt_state):
         raise DivergenceError("the network's parameters or optimizer state contain NaN or Inf "
                               "before training starts; set finite parameters first")
-    engine.begin_fit(X, Y, batch_size)
+    # Divergence recovery (see SNAPSHOT_MAX_BYTES). With a snapshot, ``good`` always holds
+    # finite parameters and optimizer state (the latest seen at a chunk boundary): the live
+    # state is scanned first (compiled, no allocation) and copied only when finite, so one
+    # buffer, allocated once per fit, suffices. Checked updates need none.
+    state_bytes = (1 + net._opt_state.shape[0]) * engine.n_params * np.dtype(net.dtype).itemsize
+    checked = getattr(engine, "can_check_updates", False) and state_bytes > SNAPSHOT_MAX_BYTES
+    good = None
+    chunk_seconds = CHUNK_SECONDS
+    if not checked:
+        good = _Snapshot(net)
+        ts = time.perf_counter()
+        good.take(net)
+        snap_seconds = time.perf_counter() - ts
+        chunk_seconds = CHUNK_SECONDS and max(
+            CHUNK_SECONDS, min(MAX_CHUNK_SECONDS, SNAPSHOT_RATIO * snap_seconds))
+    engine.begin_fit(X, Y, batch_size, checked)
     for cb in cbs:
         cb.on_fit_begin(net)
     per_batch = None  # measured seconds per batch, sizes the chunks
@@ -191,7 +200,7 @@ def _train(net, X, Y, val, epochs, batch_size, opt, shuffle, progress, cbs, chec
                     per_batch = (time.perf_counter() - tc) / ran
                 loss_total += loss_sum
                 done += ran
-                if status == 0:
+                if status == 0 and good is not None:
                     # A finite loss does not prove the update after it was finite: check the
                     # parameters (and optimizer state) at every chunk boundary.
                     if engine.all_finite(net._opt_state):
@@ -200,7 +209,8 @@ def _train(net, X, Y, val, epochs, batch_size, opt, shuffle, progress, cbs, chec
                         status = 2
                 if status != 0:
                     net._rng.bit_generator.state = rng_state
-                    return _diverged(net, hist, good, epoch, done, status, on_divergence)
+                    return _diverged(net, hist, good, epoch, done, status, on_divergence,
+                                     checked)
                 if bar:
                     bar.update(epoch, done, loss_total / min(n, done * batch_size))
             seconds = time.perf_counter() - t0
@@ -292,17 +302,25 @@ class _Snapshot:
         net._opt_step[0] = self.step
 
 
-def _diverged(net, hist, good, epoch, done, status, on_divergence):
+def _diverged(net, hist, good, epoch, done, status, on_divergence, checked):
     """status 1: batch ``done + 1`` had a non-finite loss and made no update; the parameters
     after batch ``done`` are kept when they (and the optimizer state) are finite. status 2:
-    the update of batch ``done`` made them non-finite. Non-finite values are never kept:
-    the network goes back to ``good``, the last finite state seen at a chunk boundary."""
-    current = _Snapshot(net)
-    current.take(net)
-    if not current.finite():
-        good.restore(net)
-    what = (f"the loss became NaN or Inf in epoch {epoch + 1}, batch {done + 1}" if status == 1
-            else f"the parameters became NaN or Inf in epoch {epoch + 1}, batch {done}")
+    with a snapshot, the update of batch ``done`` made them non-finite; with checked updates,
+    batch ``done + 1``'s update would have and was not made. Non-finite values are never kept:
+    with a snapshot the network goes back to ``good``, the last finite state seen at a chunk
+    boundary; checked updates never write one."""
+    if good is not None:
+        current = _Snapshot(net)
+        current.take(net)
+        if not current.finite():
+            good.restore(net)
+    if status == 1:
+        what = f"the loss became NaN or Inf in epoch {epoch + 1}, batch {done + 1}"
+    elif checked:
+        what = (f"the update of epoch {epoch + 1}, batch {done + 1} would have made the "
+                f"parameters NaN or Inf and was not applied")
+    else:
+        what = f"the parameters became NaN or Inf in epoch {epoch + 1}, batch {done}"
     msg = (f"training diverged: {what}; the network keeps its last finite parameters. "
            f"Lower the learning rate "
            f"(lr={net.optimizer.lr}) or scale the inputs.")

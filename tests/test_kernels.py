@@ -196,3 +196,70 @@ def test_kernels_inside_user_njit():
         ref = [p - 0.1 * g for p, g in zip(ref, grads)]
     for got, want in zip([W1, b1, W2, b2], ref):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+
+
+# --- updates checked before they are written ---------------------------------------------------
+def _flat_update_case(rng, n, dtype, poison):
+    """Flat params/grads/state where, with ``poison``, one entry's update overflows (float64
+    reference: finite everywhere else, far from the largest float)."""
+    p = rand(rng, n, dtype=dtype)
+    g = rand(rng, n, dtype=dtype)
+    state = np.abs(rand(rng, 2, n, dtype=dtype)) * 0.1
+    k = int(rng.integers(n))
+    if poison == "grad":  # p - lr * g overflows (SGD); g * g overflows (Adam)
+        g[k] = np.finfo(dtype).max / 4
+    elif poison == "nan":
+        g[k] = np.nan
+    return p, g, state, k
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("opt", ["sgd", "momentum", "nesterov", "adam"])
+@pytest.mark.parametrize("poison", [None, "grad", "nan"])
+@pytest.mark.parametrize("threaded", [None, True])
+def test_update_is_finite_predicts_apply_update(dtype, opt, poison, threaded):
+    """update_is_finite answers whether the update would leave parameters and state finite
+    (judged here from a float64 NumPy reference), writes nothing, and does not count Adam's
+    step; apply_update then matches the reference. Sizes above PARALLEL_MIN_PARAMS run the
+    threaded split when allowed, bit-identical to the serial update."""
+    from fastbp.kernels.activations import ADAM, SGD
+    from fastbp.kernels.cpu.network import PARALLEL_MIN_PARAMS
+    rng = np.random.default_rng(zlib.crc32(f"{dtype}{opt}{poison}".encode()))
+    n = PARALLEL_MIN_PARAMS + 4099 if threaded else 1000
+    nw = n - 37
+    p, g, state, k = _flat_update_case(rng, n, dtype, poison)
+    hyper = np.zeros(K.N_HYPER)
+    hyper[:5] = [100.0 if opt != "adam" else 0.01, 0.0 if opt == "sgd" else 0.9,
+                 opt == "nesterov", 0.01, 0.5]  # LR, MOMENTUM, NESTEROV, WEIGHT_DECAY, BIAS_DECAY
+    hyper[5:8] = [0.9, 0.999, 1e-8]
+    code = ADAM if opt == "adam" else SGD
+    step = np.array([3], np.int64)
+    before = (p.copy(), g.copy(), state.copy())
+    ok = K.update_is_finite(p, g, state, code, hyper, step, nw, threaded)
+    for a, b in zip((p, g, state), before):
+        np.testing.assert_array_equal(a, b)  # nothing written
+    assert step[0] == 3
+    # the float64 reference, weights then biases (their decay times BIAS_DECAY)
+    wd = np.where(np.arange(n) < nw, 0.01, 0.005)
+    with np.errstate(all="ignore"):
+        p64, g64, s64 = p.astype(np.float64), g.astype(np.float64), state.astype(np.float64)
+        if opt == "adam":
+            pr, mr, vr = R.adam(p64, g64, s64[0], s64[1], 4, 0.01, wd=wd)
+            news = [pr, mr, vr]
+        else:
+            pr, vr = R.sgd(p64, g64, s64[0], 100.0, hyper[1], opt == "nesterov", wd)
+            news = [pr] + ([vr] if opt != "sgd" else [])
+        big = np.finfo(dtype).max
+        want_ok = all((np.abs(a) < big).all() for a in news)
+    assert ok == want_ok == (poison is None)
+    K.apply_update(p, g, state, code, hyper, step, nw, threaded)
+    assert step[0] == (4 if opt == "adam" else 3)
+    rows = 2 if opt == "adam" else 0 if opt == "sgd" else 1
+    assert (np.isfinite(p).all() and np.isfinite(state[:rows]).all()) == ok
+    if ok:
+        close(p, pr, dtype, np.abs(pr).max())
+        if threaded:  # bit-identical to the serial update
+            p2, s2, step2 = before[0].copy(), before[2].copy(), np.array([3], np.int64)
+            K.apply_update(p2, before[1], s2, code, hyper, step2, nw)
+            np.testing.assert_array_equal(p, p2)
+            np.testing.assert_array_equal(state, s2)

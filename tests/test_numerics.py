@@ -151,12 +151,17 @@ def test_training_on_saturated_logits_stays_finite():
                                       lambda: fastbp.SGD(lr=1e30, momentum=0.9),
                                       lambda: fastbp.Adam(lr=1e38)])
 @pytest.mark.parametrize("chunk_seconds", [0.0, 0.2])
-def test_divergence_never_keeps_poisoned_parameters(monkeypatch, make_opt, chunk_seconds):
+@pytest.mark.parametrize("checked", [False, True])
+def test_divergence_never_keeps_poisoned_parameters(monkeypatch, make_opt, chunk_seconds,
+                                                    checked):
     """An update can turn parameters to Inf/NaN while the loss of that very batch was finite;
     the next chunk then starts from poisoned parameters. The network must still end finite,
-    equal to a state it really passed through at a chunk boundary."""
+    equal to a state it really passed through at a chunk boundary. ``checked``: fit's
+    other recovery mode, each update checked before it is written (no snapshot)."""
     from fastbp import training
     monkeypatch.setattr(training, "CHUNK_SECONDS", chunk_seconds)
+    if checked:
+        monkeypatch.setattr(training, "SNAPSHOT_MAX_BYTES", 0)
     rng = np.random.default_rng(0)
     X = rng.standard_normal((64, 3)) * 100
     y = rng.integers(0, 2, 64)
@@ -169,10 +174,12 @@ def test_divergence_never_keeps_poisoned_parameters(monkeypatch, make_opt, chunk
     assert np.isfinite(p).all()
     assert np.isfinite(net._opt_state).all()
     net.predict(X)  # usable
-    if chunk_seconds == 0.0 and make_opt().lr == 3e38:
+    if (chunk_seconds == 0.0 or checked) and make_opt().lr == 3e38:
         # the very first update overflows: the only finite state was the start
         np.testing.assert_array_equal(p, start)
-        assert "parameters became NaN or Inf in epoch 1, batch 1" in str(info.value)
+        assert ("update of epoch 1, batch 1 would have made the parameters NaN or Inf"
+                if checked else "parameters became NaN or Inf in epoch 1, batch 1") \
+            in str(info.value)
 
 
 def test_divergence_stop_policy_warns_and_keeps_finite():

@@ -54,8 +54,18 @@ OPTIMIZERS = [
 ]
 
 
+@pytest.fixture(params=["snapshot", "checked"])
+def recovery(request, monkeypatch):
+    """Both divergence-recovery modes of fit (fastbp/training.py): a snapshot per chunk, or
+    every update checked before it is written (forced here by a zero size threshold)."""
+    from fastbp import training
+    if request.param == "checked":
+        monkeypatch.setattr(training, "SNAPSHOT_MAX_BYTES", 0)
+    return request.param
+
+
 @pytest.mark.parametrize("make_opt", OPTIMIZERS)
-def test_fit_matches_numpy_reference(make_opt):
+def test_fit_matches_numpy_reference(make_opt, recovery):
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((23, 5)), rng.integers(0, 3, 23)  # batches of 8, 8, 7
     net = fastbp.Network([5, 7, 6, 3], activation=["tanh", "elu"], dtype="float64", seed=4)
@@ -171,7 +181,36 @@ def test_interrupted_and_resumed_run_is_bit_identical(tmp_path, make_opt):
     np.testing.assert_array_equal(straight.get_flat_parameters(), first.get_flat_parameters())
 
 
-def test_divergence_keeps_last_finite_parameters():
+@pytest.mark.parametrize("make_opt, small, big", [
+    (lambda: fastbp.SGD(lr=1e160), 1e-160, 1e150),
+    (lambda: fastbp.SGD(lr=1e160, momentum=0.9, nesterov=True), 1e-160, 1e150),
+    (lambda: fastbp.Adam(lr=0.1), 1.0, 1e160),  # g * g overflows Adam's second moment
+])
+def test_checked_updates_keep_the_parameters_before_the_overflowing_update(
+        make_opt, small, big, monkeypatch):
+    """With every update checked before it is written (no snapshot), divergence in the middle
+    of a chunk leaves exactly the parameters after the last finite update. Batch 2's inputs
+    are huge: its loss is finite but its update would overflow. Compared with a float64
+    NumPy loop over batch 1 alone."""
+    from fastbp import training
+    monkeypatch.setattr(training, "SNAPSHOT_MAX_BYTES", 0)
+    rng = np.random.default_rng(3)
+    X, y = rng.standard_normal((24, 3)), rng.integers(0, 3, 24)
+    X[:8] *= small
+    X[8:] *= big
+    net = fastbp.Network([3, 3], dtype="float64", seed=2)
+    opt = make_opt()
+    want = _reference_fit(net, X[:8], R.onehot(y[:8], 3), 1, 8, opt, [opt.lr])
+    with pytest.raises(fastbp.DivergenceError,
+                       match="epoch 1, batch 2 would have made the parameters"):
+        net.fit(X, y, epochs=1, batch_size=8, optimizer=opt, shuffle=False)
+    for got, w in zip(net.weights + net.biases, want):
+        np.testing.assert_allclose(got, w, rtol=1e-12)
+    assert np.isfinite(net._opt_state).all()
+    assert int(net._opt_step[0]) == (1 if isinstance(opt, fastbp.Adam) else 0)
+
+
+def test_divergence_keeps_last_finite_parameters(recovery):
     X, y = D.sine(200, seed=0)
     net = fastbp.Network([1, 16, 1], activation="relu", output="identity", seed=0)
     with pytest.raises(fastbp.DivergenceError, match="lr=1e\\+30"):

@@ -15,13 +15,15 @@ Numba's threads only when the caller passes ``threaded=True`` (then products up 
 """
 import math
 
-from numba import njit
+from numba import njit, prange, types
+from numba.extending import overload
 
 from ..activations import ADAM, CROSS_ENTROPY, MSE, SGD, SOFTMAX
 from .backward import hidden_delta, loss_sum, output_delta
 from .forward import forward
 from .gradients import weight_gradients
-from .updates import adam_range, sgd_range
+from .gemm import _never_threaded
+from .updates import adam_range, adam_range_finite, sgd_range, sgd_range_finite
 from .views import borrowed_1d, borrowed_2d, borrowed_flat
 
 # hyper-parameter slots of the float64 ``hyper`` array the training driver takes
@@ -272,7 +274,78 @@ def backward_network(params, sizes, codes, loss_code, Y, m, rows, A_buf, Z_buf, 
 
 
 @njit(cache=True, error_model="numpy")
-def apply_update(params, grads, state, opt, hyper, step, nw):
+def _update_range(params, grads, state, opt, hyper, t, nw, start, stop, check):
+    """The optimizer step on ``[start, stop)`` (``t``: Adam's 1-based count of this step);
+    with ``check``, write nothing and return whether the step would leave every parameter and
+    state entry there finite (the ``*_range_finite`` twins compute the same values)."""
+    lr = hyper[LR]
+    wd = hyper[WEIGHT_DECAY]
+    ok = True
+    for part in range(2):  # weights, then biases (their own decay)
+        lo = start if part == 0 else max(start, nw)
+        hi = min(stop, nw) if part == 0 else stop
+        if lo >= hi:
+            continue
+        decay = wd if part == 0 else wd * hyper[BIAS_DECAY]
+        if opt == SGD:
+            mom = hyper[MOMENTUM]
+            vel = state[0] if mom != 0.0 else grads  # velocity unused without momentum
+            nest = hyper[NESTEROV] != 0.0
+            if check:
+                ok = ok and sgd_range_finite(params, grads, vel, lr, mom, nest, decay, lo, hi)
+            else:
+                sgd_range(params, grads, vel, lr, mom, nest, decay, lo, hi)
+        else:
+            b1, b2, eps = hyper[BETA1], hyper[BETA2], hyper[EPS]
+            dec = hyper[DECOUPLED] != 0.0
+            if check:
+                ok = ok and adam_range_finite(params, grads, state[0], state[1], t, lr, b1, b2,
+                                              eps, decay, dec, lo, hi)
+            else:
+                adam_range(params, grads, state[0], state[1], t, lr, b1, b2, eps, decay, dec,
+                           lo, hi)
+    return ok
+
+
+#: Updates of at least this many parameters split over Numba's threads when the caller
+#: passes ``threaded=True``: a large update is bound by one core's memory bandwidth.
+PARALLEL_MIN_PARAMS = 1 << 18
+_UPDATE_CHUNK = 1 << 16
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _update_parallel(params, grads, state, opt, hyper, t, nw, check):
+    n = params.shape[0]
+    nchunks = (n + _UPDATE_CHUNK - 1) // _UPDATE_CHUNK
+    bad = 0
+    for c in prange(nchunks):  # each chunk its own entries; an integer sum reduction
+        if not _update_range(params, grads, state, opt, hyper, t, nw, c * _UPDATE_CHUNK,
+                             min(n, (c + 1) * _UPDATE_CHUNK), check):
+            bad += 1
+    return bad == 0
+
+
+def _run_update(params, grads, state, opt, hyper, t, nw, check, threaded):
+    raise NotImplementedError("call from @njit code")
+
+
+@overload(_run_update)
+def _run_update_impl(params, grads, state, opt, hyper, t, nw, check, threaded):
+    if _never_threaded(threaded):  # the parallel version is then never compiled
+        def serial(params, grads, state, opt, hyper, t, nw, check, threaded):
+            return _update_range(params, grads, state, opt, hyper, t, nw, 0, params.shape[0],
+                                 check)
+        return serial
+
+    def impl(params, grads, state, opt, hyper, t, nw, check, threaded):
+        if threaded and params.shape[0] >= PARALLEL_MIN_PARAMS:
+            return _update_parallel(params, grads, state, opt, hyper, t, nw, check)
+        return _update_range(params, grads, state, opt, hyper, t, nw, 0, params.shape[0], check)
+    return impl
+
+
+@njit(cache=True, error_model="numpy")
+def apply_update(params, grads, state, opt, hyper, step, nw, threaded=None):
     """One optimizer step on the flat vector. The first ``nw`` entries (the weights) take
     ``hyper[WEIGHT_DECAY]``; the biases take it times ``hyper[BIAS_DECAY]`` (1 as in PyTorch,
     0 for scikit-learn's L2 penalty on weights only). ``step`` int64 (1,): Adam's count.
@@ -293,26 +366,38 @@ def apply_update(params, grads, state, opt, hyper, step, nw):
         Adam's step count, incremented in place.
     nw : int
         Number of weights (entries before the biases).
+    threaded : bool or None
+        Split updates of at least ``PARALLEL_MIN_PARAMS`` parameters over Numba's threads
+        (None, the default, compiles no threaded code).
     """
-    n = params.shape[0]
-    lr = hyper[LR]
-    wd = hyper[WEIGHT_DECAY]
-    wd_b = wd * hyper[BIAS_DECAY]
-    if opt == SGD:
-        mom = hyper[MOMENTUM]
-        vel = state[0] if mom != 0.0 else grads  # velocity unused without momentum
-        nest = hyper[NESTEROV] != 0.0
-        sgd_range(params, grads, vel, lr, mom, nest, wd, 0, nw)
-        sgd_range(params, grads, vel, lr, mom, nest, wd_b, nw, n)
-    elif opt == ADAM:
-        step[0] += 1
-        t = step[0]
-        b1, b2, eps = hyper[BETA1], hyper[BETA2], hyper[EPS]
-        dec = hyper[DECOUPLED] != 0.0
-        adam_range(params, grads, state[0], state[1], t, lr, b1, b2, eps, wd, dec, 0, nw)
-        adam_range(params, grads, state[0], state[1], t, lr, b1, b2, eps, wd_b, dec, nw, n)
-    else:
+    if opt != SGD and opt != ADAM:
         raise ValueError("apply_update: unknown optimizer code")
+    if opt == ADAM:
+        step[0] += 1
+    _run_update(params, grads, state, opt, hyper, step[0], nw, False, threaded)
+
+
+@njit(cache=True, error_model="numpy")
+def update_is_finite(params, grads, state, opt, hyper, step, nw, threaded=None):
+    """Whether ``apply_update`` with the same arguments would leave every parameter and
+    optimizer-state entry finite. Reads only (``step`` is not incremented) and computes the
+    same values, so the answer is exact: a training loop can refuse an overflowing update
+    before any of it is written, without keeping a copy of the parameters.
+
+    Parameters
+    ----------
+    params, grads, state, opt, hyper, step, nw, threaded
+        As for ``apply_update``.
+
+    Returns
+    -------
+    bool
+        True when the update would be finite everywhere.
+    """
+    if opt != SGD and opt != ADAM:
+        raise ValueError("update_is_finite: unknown optimizer code")
+    t = step[0] + 1 if opt == ADAM else step[0]
+    return _run_update(params, grads, state, opt, hyper, t, nw, True, threaded)
 
 
 @njit(cache=True, error_model="numpy")
@@ -338,7 +423,8 @@ def batch_loss_sum(Z, A, Y, out_code, loss_code):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def train_batches(X, Y, order, batch_size, first, last, sizes, codes, loss_code, params, grads,
-                  state, opt, hyper, step, A_buf, Z_buf, D_buf, Y_buf, threaded=None):
+                  state, opt, hyper, step, A_buf, Z_buf, D_buf, Y_buf, threaded=None,
+                  checked=None):
     """Minibatches ``first .. last-1`` of one epoch, each: gather, forward, loss, backward, update.
 
     X (n, sizes[0]) and Y (n, K) float, ``order`` int64 (n,) the epoch's sample order; batch
@@ -346,7 +432,8 @@ def train_batches(X, Y, order, batch_size, first, last, sizes, codes, loss_code,
     (k, n_params): velocity (SGD with momentum) or first and second moments (Adam). ``step``
     int64 (2,): [Adam's step count, number of weights]. ``Y_buf`` (rows, K).
     Returns (sum of per-sample losses, batches completed, status): status 0 = all done,
-    1 = a batch's loss was not finite, so that batch made no update.
+    1 = a batch's loss was not finite, 2 = (with ``checked``) a batch's update would have made
+    a parameter or optimizer-state entry non-finite; either way that batch made no update.
 
     Parameters
     ----------
@@ -384,6 +471,10 @@ def train_batches(X, Y, order, batch_size, first, last, sizes, codes, loss_code,
         Let large products use Numba's threads (see ``gemm.matmul``; None, the
         default, compiles no threaded code). The engine passes True only where that is safe
         (``fastbp/_threading.py``) and some product is large enough to split.
+    checked : bool or None
+        True: check each update with ``update_is_finite`` before writing it (status 2), so
+        the parameters stay finite without a recovery copy. None (the default) compiles no
+        check.
 
     Returns
     -------
@@ -412,11 +503,30 @@ def train_batches(X, Y, order, batch_size, first, last, sizes, codes, loss_code,
                                     _act(A_buf, sizes, rows, L, m), Yb, codes[L - 1], loss_code)
         if not math.isfinite(batch_loss):
             return total, b - first, 1
-        total += batch_loss
         backward_network(params, sizes, codes, loss_code, Yb, m, rows, A_buf, Z_buf, D_buf, grads,
                          threaded)
-        apply_update(params, grads, state, opt, hyper, step, nw)
+        if _refuses_update(checked, params, grads, state, opt, hyper, step, nw, threaded):
+            return total, b - first, 2
+        total += batch_loss
+        apply_update(params, grads, state, opt, hyper, step, nw, threaded)
     return total, last - first, 0
+
+
+def _refuses_update(checked, params, grads, state, opt, hyper, step, nw, threaded):
+    raise NotImplementedError("call from @njit code")
+
+
+@overload(_refuses_update)
+def _refuses_update_impl(checked, params, grads, state, opt, hyper, step, nw, threaded):
+    """``checked`` and the update would be non-finite. For ``checked`` None the check is not
+    compiled at all."""
+    if isinstance(checked, (types.NoneType, types.Omitted)):
+        return lambda checked, params, grads, state, opt, hyper, step, nw, threaded: False
+
+    def impl(checked, params, grads, state, opt, hyper, step, nw, threaded):
+        return checked and not update_is_finite(params, grads, state, opt, hyper, step, nw,
+                                                threaded)
+    return impl
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

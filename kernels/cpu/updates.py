@@ -66,22 +66,109 @@ def sgd_range(param, grad, velocity, lr, momentum, nesterov, weight_decay, start
     lr = _as_dtype_of(param, lr)
     momentum = _as_dtype_of(param, momentum)
     weight_decay = _as_dtype_of(param, weight_decay)
+    # Sliced views, indexed from 0: with ``range(start, stop)`` Numba's negative-index
+    # wraparound made every access a gather/scatter (8.4M float32: 4.2 -> 2.3 ms).
+    p, g = param[start:stop], grad[start:stop]
     if plain:
-        for k in range(start, stop):
-            g = grad[k] + weight_decay * param[k]
-            param[k] -= lr * g
+        for k in range(p.shape[0]):
+            p[k] = _sgd_plain(p[k], g[k], lr, weight_decay)
     elif nesterov:
-        for k in range(start, stop):
-            g = grad[k] + weight_decay * param[k]
-            v = momentum * velocity[k] + g
-            velocity[k] = v
-            param[k] -= lr * (g + momentum * v)
+        v = velocity[start:stop]
+        for k in range(p.shape[0]):
+            p[k], v[k] = _sgd_nesterov(p[k], g[k], v[k], lr, momentum, weight_decay)
     else:
-        for k in range(start, stop):
-            g = grad[k] + weight_decay * param[k]
-            v = momentum * velocity[k] + g
-            velocity[k] = v
-            param[k] -= lr * v
+        v = velocity[start:stop]
+        for k in range(p.shape[0]):
+            p[k], v[k] = _sgd_momentum(p[k], g[k], v[k], lr, momentum, weight_decay)
+
+
+@njit(cache=True, error_model="numpy")
+def sgd_range_finite(param, grad, velocity, lr, momentum, nesterov, weight_decay, start, stop):
+    """Whether ``sgd_range`` with the same arguments would leave every parameter (and
+    velocity) in ``[start, stop)`` finite. Reads only; the same element functions, so the
+    answer is exact. Lets a training loop refuse an overflowing update before writing any of
+    it, with no copy of the parameters kept for recovery.
+
+    Parameters
+    ----------
+    param, grad, velocity : ndarray (n,)
+        As for ``sgd_range``; nothing is written.
+    lr, momentum : float
+        Learning rate and momentum factor.
+    nesterov : bool
+        Nesterov momentum.
+    weight_decay : float
+        L2 penalty added to the gradient.
+    start, stop : int
+        The half-open index range to check.
+
+    Returns
+    -------
+    bool
+        True when every new value would be finite.
+    """
+    plain = momentum == 0.0
+    lr = _as_dtype_of(param, lr)
+    momentum = _as_dtype_of(param, momentum)
+    weight_decay = _as_dtype_of(param, weight_decay)
+    zero = _as_dtype_of(param, 0.0)
+    # x * 0 is 0 for finite x and NaN otherwise; an integer OR keeps the loop vectorised
+    bad = 0
+    p, g = param[start:stop], grad[start:stop]
+    if plain:
+        for k in range(p.shape[0]):
+            bad |= not math.isfinite(_sgd_plain(p[k], g[k], lr, weight_decay))
+    else:
+        v = velocity[start:stop]
+        for k in range(p.shape[0]):
+            if nesterov:  # loop-invariant: LLVM unswitches it
+                pk, vk = _sgd_nesterov(p[k], g[k], v[k], lr, momentum, weight_decay)
+            else:
+                pk, vk = _sgd_momentum(p[k], g[k], v[k], lr, momentum, weight_decay)
+            bad |= not math.isfinite(pk * zero + vk * zero)
+    return bad == 0
+
+
+# One element of each update, shared by the update and its finiteness check so both compute
+# bit-identical values.
+@njit(cache=True, error_model="numpy")
+def _sgd_plain(p, g, lr, weight_decay):
+    return p - lr * (g + weight_decay * p)
+
+
+@njit(cache=True, error_model="numpy")
+def _sgd_nesterov(p, g, v, lr, momentum, weight_decay):
+    g = g + weight_decay * p
+    v = momentum * v + g
+    return p - lr * (g + momentum * v), v
+
+
+@njit(cache=True, error_model="numpy")
+def _sgd_momentum(p, g, v, lr, momentum, weight_decay):
+    v = momentum * v + (g + weight_decay * p)
+    return p - lr * v, v
+
+
+@njit(cache=True, error_model="numpy")
+def _adam_scalars(param, step, lr, beta1, beta2, eps, weight_decay, decoupled):
+    """``_adam``'s loop-invariant scalars, in the dtype of ``param``."""
+    bc1 = 1.0 - beta1 ** step
+    inv_bc2_sqrt = _as_dtype_of(param, 1.0 / math.sqrt(1.0 - beta2 ** step))
+    step_size = _as_dtype_of(param, lr / bc1)
+    shrink = _as_dtype_of(param, 1.0 - lr * weight_decay if decoupled else 1.0)
+    l2 = _as_dtype_of(param, 0.0 if decoupled else weight_decay)
+    b1, c1 = _as_dtype_of(param, beta1), _as_dtype_of(param, 1.0 - beta1)
+    b2, c2 = _as_dtype_of(param, beta2), _as_dtype_of(param, 1.0 - beta2)
+    e = _as_dtype_of(param, eps)
+    return shrink, l2, b1, c1, b2, c2, step_size, inv_bc2_sqrt, e
+
+
+@njit(cache=True, error_model="numpy")
+def _adam(p, g, m, v, shrink, l2, b1, c1, b2, c2, step_size, inv_bc2_sqrt, e):
+    g = g + l2 * p
+    m = b1 * m + c1 * g
+    v = b2 * v + c2 * g * g
+    return p * shrink - step_size * m / (math.sqrt(v) * inv_bc2_sqrt + e), m, v
 
 
 @njit(cache=True, error_model="numpy")
@@ -117,22 +204,54 @@ def adam_range(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, dec
     # Scalars in the arrays' dtype: float32 arrays then compute in float32 (as torch does for
     # float32 parameters) instead of being promoted to float64; with the reciprocal of
     # sqrt(bc2) hoisted, measured 1.8x faster for float32 and 1.3x for float64.
-    bc1 = 1.0 - beta1 ** step
-    inv_bc2_sqrt = _as_dtype_of(param, 1.0 / math.sqrt(1.0 - beta2 ** step))
-    step_size = _as_dtype_of(param, lr / bc1)
-    shrink = _as_dtype_of(param, 1.0 - lr * weight_decay if decoupled else 1.0)
-    l2 = _as_dtype_of(param, 0.0 if decoupled else weight_decay)
-    b1, c1 = _as_dtype_of(param, beta1), _as_dtype_of(param, 1.0 - beta1)
-    b2, c2 = _as_dtype_of(param, beta2), _as_dtype_of(param, 1.0 - beta2)
-    e = _as_dtype_of(param, eps)
-    for k in range(start, stop):
-        p = param[k] * shrink
-        g = grad[k] + l2 * param[k]
-        mk = b1 * m[k] + c1 * g
-        vk = b2 * v[k] + c2 * g * g
-        m[k] = mk
-        v[k] = vk
-        param[k] = p - step_size * mk / (math.sqrt(vk) * inv_bc2_sqrt + e)
+    shrink, l2, b1, c1, b2, c2, step_size, inv_bc2_sqrt, e = _adam_scalars(
+        param, step, lr, beta1, beta2, eps, weight_decay, decoupled)
+    p, g, ms, vs = param[start:stop], grad[start:stop], m[start:stop], v[start:stop]
+    for k in range(p.shape[0]):  # views indexed from 0: see sgd_range
+        p[k], ms[k], vs[k] = _adam(p[k], g[k], ms[k], vs[k], shrink, l2, b1, c1, b2, c2,
+                                   step_size, inv_bc2_sqrt, e)
+
+
+@njit(cache=True, error_model="numpy")
+def adam_range_finite(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled,
+                      start, stop):
+    """Whether ``adam_range`` with the same arguments would leave every parameter and moment
+    in ``[start, stop)`` finite; reads only, exact (see ``sgd_range_finite``).
+
+    Parameters
+    ----------
+    param, grad, m, v : ndarray (n,)
+        As for ``adam_range``; nothing is written.
+    step : int
+        1-based step count of the update to check.
+    lr : float
+        Learning rate.
+    beta1, beta2 : float
+        Moment decay rates.
+    eps : float
+        Denominator term.
+    weight_decay : float
+        L2 penalty (coupled) or decay rate (decoupled).
+    decoupled : bool
+        AdamW's decoupled weight decay.
+    start, stop : int
+        The half-open index range to check.
+
+    Returns
+    -------
+    bool
+        True when every new value would be finite.
+    """
+    shrink, l2, b1, c1, b2, c2, step_size, inv_bc2_sqrt, e = _adam_scalars(
+        param, step, lr, beta1, beta2, eps, weight_decay, decoupled)
+    zero = _as_dtype_of(param, 0.0)
+    bad = 0
+    p, g, ms, vs = param[start:stop], grad[start:stop], m[start:stop], v[start:stop]
+    for k in range(p.shape[0]):
+        pk, mk, vk = _adam(p[k], g[k], ms[k], vs[k], shrink, l2, b1, c1, b2, c2, step_size,
+                           inv_bc2_sqrt, e)
+        bad |= not math.isfinite(pk * zero + vk * zero)  # m overflowing makes p non-finite
+    return bad == 0
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
