@@ -276,8 +276,9 @@ def backward_network(params, sizes, codes, loss_code, Y, m, rows, A_buf, Z_buf, 
 @njit(cache=True, error_model="numpy")
 def _update_range(params, grads, state, opt, hyper, t, nw, start, stop, check):
     """The optimizer step on ``[start, stop)`` (``t``: Adam's 1-based count of this step);
-    with ``check``, write nothing and return whether the step would leave every parameter and
-    state entry there finite (the ``*_range_finite`` twins compute the same values)."""
+    with ``check`` True, write nothing and return whether the step would leave every parameter
+    and state entry there finite (the ``*_range_finite`` twins compute the same values).
+    ``check`` None (the type, so Numba prunes the other branch) compiles the update only."""
     lr = hyper[LR]
     wd = hyper[WEIGHT_DECAY]
     ok = True
@@ -291,19 +292,19 @@ def _update_range(params, grads, state, opt, hyper, t, nw, start, stop, check):
             mom = hyper[MOMENTUM]
             vel = state[0] if mom != 0.0 else grads  # velocity unused without momentum
             nest = hyper[NESTEROV] != 0.0
-            if check:
-                ok = ok and sgd_range_finite(params, grads, vel, lr, mom, nest, decay, lo, hi)
-            else:
+            if check is None:
                 sgd_range(params, grads, vel, lr, mom, nest, decay, lo, hi)
+            else:
+                ok = ok and sgd_range_finite(params, grads, vel, lr, mom, nest, decay, lo, hi)
         else:
             b1, b2, eps = hyper[BETA1], hyper[BETA2], hyper[EPS]
             dec = hyper[DECOUPLED] != 0.0
-            if check:
-                ok = ok and adam_range_finite(params, grads, state[0], state[1], t, lr, b1, b2,
-                                              eps, decay, dec, lo, hi)
-            else:
+            if check is None:
                 adam_range(params, grads, state[0], state[1], t, lr, b1, b2, eps, decay, dec,
                            lo, hi)
+            else:
+                ok = ok and adam_range_finite(params, grads, state[0], state[1], t, lr, b1, b2,
+                                              eps, decay, dec, lo, hi)
     return ok
 
 
@@ -374,7 +375,7 @@ def apply_update(params, grads, state, opt, hyper, step, nw, threaded=None):
         raise ValueError("apply_update: unknown optimizer code")
     if opt == ADAM:
         step[0] += 1
-    _run_update(params, grads, state, opt, hyper, step[0], nw, False, threaded)
+    _run_update(params, grads, state, opt, hyper, step[0], nw, None, threaded)
 
 
 @njit(cache=True, error_model="numpy")
