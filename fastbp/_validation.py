@@ -10,6 +10,7 @@ import numbers
 import numpy as np
 
 from . import _threading  # noqa: F401  (picks a thread-safe Numba layer before any parallel run)
+from .kernels.cpu.checks import all_finite
 
 
 def _describe(a):
@@ -79,7 +80,7 @@ def as_matrix(name, a, dtype, n_features=None):
 
 
 def _check_finite(name, arr, out, dtype):
-    if not np.isfinite(out).all():
+    if not all_finite(out):  # compiled: no temporary array of booleans
         if arr.dtype.kind == "f" and not np.isfinite(arr).all():
             raise ValueError(f"{name} contains NaN or Inf")
         raise ValueError(f"{name} contains values too large for {np.dtype(dtype).name} "
@@ -99,7 +100,7 @@ def as_targets(name, y, loss, n_outputs, n_samples, dtype):
     if arr.shape[0] != n_samples:
         raise ValueError(f"{name} must have one row per sample of X ({n_samples}); "
                          f"got {arr.shape[0]}")
-    if not np.isfinite(arr.astype(np.float64, copy=False)).all():
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():  # integers are always finite
         raise ValueError(f"{name} contains NaN or Inf")
     if loss == "cross_entropy" and arr.ndim == 1:
         if arr.dtype.kind == "f" and not np.all(arr == np.round(arr)):

@@ -167,7 +167,10 @@ def _train(net, X, Y, val, epochs, batch_size, opt, shuffle, progress, cbs, chec
     engine.begin_fit(X, Y, batch_size, checked)
     for cb in cbs:
         cb.on_fit_begin(net)
-    per_batch = None  # measured seconds per batch, sizes the chunks
+    # measured seconds per batch, sizes the chunks; the engine keeps the last fit's for the
+    # same batch size, so a fit per epoch (a common loop) needs no 1-batch probe chunk
+    timing = getattr(engine, "_seconds_per_batch", None)
+    per_batch = timing[1] if timing and timing[0] == batch_size else None
     ctrl_c = _DeferredInterrupt()
     try:
         ctrl_c.__enter__()
@@ -198,6 +201,7 @@ def _train(net, X, Y, val, epochs, batch_size, opt, shuffle, progress, cbs, chec
                                                            net._opt_state, net._opt_step)
                 if ran:
                     per_batch = (time.perf_counter() - tc) / ran
+                    engine._seconds_per_batch = (batch_size, per_batch)
                 loss_total += loss_sum
                 done += ran
                 if status == 0 and good is not None:

@@ -202,3 +202,21 @@ def test_fit_refuses_non_finite_starting_state():
     net._opt_state[0, 0] = np.nan  # only reachable by poking internals
     with pytest.raises(fastbp.DivergenceError, match="before training starts"):
         net.fit(X, y, epochs=2, resume=True)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1,), (17,), (1000,), (3, 1001)])
+def test_all_finite_finds_every_non_finite_value(dtype, shape):
+    """The compiled scan behind fit's checks and input validation (no early exit, so it is
+    vectorised) against NumPy's isfinite, with the bad value at the first, last and a random
+    position."""
+    from fastbp.kernels.cpu.checks import all_finite
+    rng = np.random.default_rng(len(shape) * 100 + shape[-1])
+    a = rng.standard_normal(shape).astype(dtype)
+    assert all_finite(a)
+    flat = a.reshape(-1)
+    for pos in {0, flat.size - 1, int(rng.integers(flat.size))}:
+        for bad in (np.nan, np.inf, -np.inf):
+            b = a.copy()
+            b.reshape(-1)[pos] = bad
+            assert all_finite(b) == bool(np.isfinite(b).all()) is False

@@ -8,7 +8,10 @@ from numba import njit
 def all_finite(a):
     """True when every entry of the contiguous array ``a`` is finite. Allocates nothing."""
     flat = a.reshape(-1)
+    # no early exit: an integer OR over the whole array vectorises (digits parameters, 9.6k
+    # float32: measured about 10x faster than the branchy loop), and the answer is almost
+    # always True
+    bad = 0
     for k in range(flat.shape[0]):
-        if not math.isfinite(flat[k]):
-            return False
-    return True
+        bad |= not math.isfinite(flat[k])
+    return bad == 0
