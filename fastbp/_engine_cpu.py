@@ -130,7 +130,7 @@ class CPUEngine:
         """Batches [first, last) of the epoch given by ``order``; see train_batches."""
         A_buf, Z_buf, D_buf, Y_buf = self._fit_ws
         # re-checked per call: another thread may have changed the thread count since begin_fit
-        threaded = self._fit_threaded if products_may_thread() else None
+        threaded = self._fit_threaded and (products_may_thread() or None)
         return K.train_batches(self._X, self._Y, order, self._batch, first, last, self.sizes,
                                self.codes, self.loss_code, self.params, self._grads, state,
                                opt_code, hyper, step, A_buf, Z_buf, D_buf, Y_buf, threaded,

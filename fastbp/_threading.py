@@ -141,11 +141,11 @@ def threaded_flag(sizes, rows, dtype):
     product reaches ``gemm.PARALLEL_MIN_MACS`` multiply-adds, else None (the specialisation
     compiled without threaded code)."""
     from .kernels.cpu.gemm import PARALLEL_MIN_MACS
-    if not products_may_thread():
-        return None
     s = [int(v) for v in sizes]
     widest = max(s[l] * s[l + 1] for l in range(len(s) - 1))
-    return True if rows * widest >= PARALLEL_MIN_MACS else None
+    if rows * widest < PARALLEL_MIN_MACS:  # the cheap test first: small nets never thread
+        return None
+    return True if products_may_thread() else None
 
 
 def guard():

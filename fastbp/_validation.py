@@ -110,10 +110,8 @@ def as_targets(name, y, loss, n_outputs, n_samples, dtype):
             raise ValueError(f"{name} labels must lie in [0, {n_outputs}) for a network with "
                              f"{n_outputs} outputs; got min {arr.min().item()}, "
                              f"max {arr.max().item()}")
-        labels = arr.astype(np.int64)
-        if labels.min() < 0 or labels.max() >= n_outputs:
-            raise ValueError(f"{name} labels must lie in [0, {n_outputs}) for a network with "
-                             f"{n_outputs} outputs; got min {labels.min()}, max {labels.max()}")
+        # in [0, n_outputs) already (checked above), so the cast cannot overflow
+        labels = arr.astype(np.intp, copy=False)
         out = np.zeros((n_samples, n_outputs), dtype=dtype)
         out[np.arange(n_samples), labels] = 1
         return out
