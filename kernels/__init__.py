@@ -6,7 +6,19 @@ Imports nothing from ``fastbp``. The CPU kernels are re-exported here; the CUDA 
     from fastbp.kernels import forward, output_delta, hidden_delta, weight_gradients, sgd_update
     from fastbp.kernels.activations import RELU, SOFTMAX, CROSS_ENTROPY
 """
-from ._cache import drop_stale_cache
+import os as _os
+
+# In a source checkout this folder is also importable as plain ``kernels``. Loaded under two
+# names, the same files would share Numba's on-disk cache, whose entries record the module
+# name: a later load of an entry written under the other name fails (ModuleNotFoundError
+# inside Numba). Refuse the second name here, where the message can say what to do.
+if __name__ != "fastbp.kernels" and _os.path.isfile(
+        _os.path.join(_os.path.dirname(_os.path.dirname(_os.path.abspath(__file__))),
+                      "fastbp", "_kernels_path.py")):
+    raise ImportError(f"this is fastbp's kernel package: import it as fastbp.kernels, not as "
+                      f"{__name__!r} (two names would share and break Numba's on-disk cache)")
+
+from ._cache import drop_stale_cache  # noqa: E402
 
 drop_stale_cache()  # before any cached kernel loads
 

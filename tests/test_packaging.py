@@ -37,3 +37,15 @@ def test_wheel_install_imports_fastbp_and_kernels(tmp_path):
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.startswith("ok")
+
+
+def test_kernels_refuse_a_second_import_name():
+    """From the source checkout, ``kernels/`` is also importable as plain ``kernels``; the
+    same files under two module names would share (and break) Numba's on-disk cache, so that
+    import fails with a message naming the right one, and fastbp.kernels still works."""
+    code = ("import fastbp.kernels\n"
+            "try:\n    import kernels\nexcept ImportError as e:\n    print('refused:', e)\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "refused: this is fastbp's kernel package: import it as fastbp.kernels" in out.stdout
