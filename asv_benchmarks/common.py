@@ -121,8 +121,8 @@ def expected_fit_bytes(sizes, batch, n, n_state, dtype="float32"):
 
 class StepRunner:
     """One workload's minibatch steps through the compiled driver ``train_batches``, with
-    buffers laid out by its documented contract and the same ``threaded`` argument fit would
-    pass (what fit runs, without fit's Python)."""
+    buffers laid out by its documented contract and the same ``threaded`` and ``checked``
+    arguments fit would pass (what fit runs, without fit's Python)."""
 
     def __init__(self, sizes, batch, n, dtype="float32"):
         from fastbp.kernels import ACTIVATION_CODES, LOSS_CODES
@@ -150,7 +150,9 @@ class StepRunner:
         self.D_buf = np.empty((2, rows * int(s[1:].max())), dtype)
         self.Y_buf = np.empty((rows, int(s[-1])), dtype)
         from fastbp._threading import threaded_flag
+        from fastbp.training import checks_updates
         self.threaded = threaded_flag(s, rows, dtype)
+        self.checked = True if checks_updates(self.params.shape[0], opt.n_state, dtype) else None
         self.run(0, 1)
 
     def run(self, first, last):
@@ -158,4 +160,4 @@ class StepRunner:
         return train_batches(self.X, self.Y, self.order, self.batch, first, last, self.sizes,
                              self.codes, self.loss_code, self.params, self.grads, self.state,
                              self.opt_code, self.hyper, self.step, self.A_buf, self.Z_buf,
-                             self.D_buf, self.Y_buf, self.threaded)
+                             self.D_buf, self.Y_buf, self.threaded, self.checked)

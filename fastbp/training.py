@@ -34,6 +34,12 @@ MAX_CHUNK_SECONDS = 1.0
 SNAPSHOT_MAX_BYTES = 4 << 20
 
 
+def checks_updates(n_params, state_rows, dtype):
+    """Whether fit checks each update before writing it (no snapshot) for ``n_params``
+    parameters with ``state_rows`` rows of optimizer state: above SNAPSHOT_MAX_BYTES."""
+    return (1 + state_rows) * n_params * np.dtype(dtype).itemsize > SNAPSHOT_MAX_BYTES
+
+
 class DivergenceError(FloatingPointError):
     """The training loss became NaN or Inf. The network keeps its last finite parameters."""
 
@@ -158,8 +164,8 @@ def _train(net, X, Y, val, epochs, batch_size, opt, shuffle, progress, cbs, chec
     # finite parameters and optimizer state (the latest seen at a chunk boundary): the live
     # state is scanned first (compiled, no allocation) and copied only when finite, so one
     # buffer, allocated once per fit, suffices. Checked updates need none.
-    state_bytes = (1 + net._opt_state.shape[0]) * engine.n_params * np.dtype(net.dtype).itemsize
-    checked = getattr(engine, "can_check_updates", False) and state_bytes > SNAPSHOT_MAX_BYTES
+    checked = (getattr(engine, "can_check_updates", False)
+               and checks_updates(engine.n_params, net._opt_state.shape[0], net.dtype))
     good = None
     chunk_seconds = CHUNK_SECONDS
     if not checked:
