@@ -380,8 +380,10 @@ def _nn_panels_parallel(a, b, c, M, K, N):
 #: A's rows are a multiple of ``ALIAS_BYTES`` apart: read in place, the rows of one output
 #: row group then fall on a single cache set. Measured, float32 256x2048x2048 over two
 #: threads: 262 GFLOP/s packed against 192 in place; 128x784x256 (no aliasing) keeps the
-#: in-place path (341 against 268 packed).
-TN_KC = 32
+#: in-place path (341 against 268 packed). ``TN_KC`` = 48 is the most that fits the stack
+#: buffer with the B panel (48 x (32 + 128) of 8192 floats); against 32, three runs of 11
+#: interleaved rounds in one process, 256x2048x2048: 255/286/264 -> 273/298/275 GFLOP/s.
+TN_KC = 48
 TN_MC = 128
 ALIAS_BYTES = 4096
 
