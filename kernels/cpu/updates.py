@@ -93,12 +93,8 @@ def sgd_range_finite(param, grad, velocity, lr, momentum, nesterov, weight_decay
     ----------
     param, grad, velocity : ndarray (n,)
         As for ``sgd_range``; nothing is written.
-    lr, momentum : float
-        Learning rate and momentum factor.
-    nesterov : bool
-        Nesterov momentum.
-    weight_decay : float
-        L2 penalty added to the gradient.
+    lr, momentum, nesterov, weight_decay
+        As for ``sgd_range``.
     start, stop : int
         The half-open index range to check.
 
@@ -222,18 +218,8 @@ def adam_range_finite(param, grad, m, v, step, lr, beta1, beta2, eps, weight_dec
     ----------
     param, grad, m, v : ndarray (n,)
         As for ``adam_range``; nothing is written.
-    step : int
-        1-based step count of the update to check.
-    lr : float
-        Learning rate.
-    beta1, beta2 : float
-        Moment decay rates.
-    eps : float
-        Denominator term.
-    weight_decay : float
-        L2 penalty (coupled) or decay rate (decoupled).
-    decoupled : bool
-        AdamW's decoupled weight decay.
+    step, lr, beta1, beta2, eps, weight_decay, decoupled
+        As for ``adam_range`` (``step``: the 1-based count of the update to check).
     start, stop : int
         The half-open index range to check.
 
