@@ -15,7 +15,7 @@ Numba's threads only when the caller passes ``threaded=True`` (then products up 
 """
 import math
 
-from numba import njit, prange, types
+from numba import njit, prange
 from numba.extending import overload
 
 from ..activations import ADAM, CROSS_ENTROPY, MSE, SGD, SOFTMAX
@@ -519,9 +519,9 @@ def _refuses_update(checked, params, grads, state, opt, hyper, step, nw, threade
 
 @overload(_refuses_update)
 def _refuses_update_impl(checked, params, grads, state, opt, hyper, step, nw, threaded):
-    """``checked`` and the update would be non-finite. For ``checked`` None the check is not
-    compiled at all."""
-    if isinstance(checked, (types.NoneType, types.Omitted)):
+    """``checked`` and the update would be non-finite. For ``checked`` None or left out (the
+    same type test as for ``threaded``) the check is not compiled at all."""
+    if _never_threaded(checked):
         return lambda checked, params, grads, state, opt, hyper, step, nw, threaded: False
 
     def impl(checked, params, grads, state, opt, hyper, step, nw, threaded):
