@@ -1,6 +1,6 @@
 """Matrix products for the training kernels: ``A @ B``, ``A.T @ B`` and ``A @ B.T``.
 
-Own register-tiled products (``simd.py`` vectors: a tile of 4 or 8 output rows by one or two
+Own register-tiled products (``tile.py``: a tile of 4 or 8 output rows by one or two
 64-byte vectors stays in registers over the whole reduction) below ``BLAS_MIN_MACS_*``
 multiply-adds; BLAS (``np.dot``) at and above it and for one-row ``A @ B.T``. Why not
 BLAS for everything: a training step of a small network is a handful of small products, where
@@ -21,8 +21,8 @@ from numba import njit, prange, types
 from numba.extending import overload
 
 from .views import borrowed_flat
-from .simd import SCRATCH, lanes, stack_scratch, transpose_block, vadd, vfma, vload, vsplat, \
-    vstore, vzero
+from .simd import SCRATCH, lanes, stack_scratch, transpose_block, vload, vstore
+from .tile import tile
 
 #: Products with at least this many multiply-adds go to BLAS. Measured on 2 cores: on one
 #: thread the own float32 code wins below 1 << 24 (whole mnist steps); spread over two threads
@@ -41,235 +41,39 @@ PARALLEL_MIN_MACS = 1 << 20
 
 
 @njit(cache=True, inline='always')
-def _panel2(a, a_off, ais, ars, b, b_off, ldb, c, c_off, ldc, M, R, rem, accumulate, tall):
-    """Two-vector-wide column panel: for i < M,
-    ``c[c_off + i*ldc + j] (+)= sum_{r<R} a[a_off + i*ais + r*ars] * b[b_off + r*ldb + j]``
-    for j < min(2 lanes, rem). ``tall`` (a constant at every call site) adds 8-row tiles
-    before the 4-row ones: 16 accumulators instead of 8. That pays where a's rows are adjacent
-    (``ais`` = 1, ``A.T @ B``: 2048x256x2048 over two threads 241 -> 269 GFLOP/s, 784x128x256
-    201 -> 243) and costs where they are a row apart (``A @ B`` 256x1024x2048: 183 -> 160, 8
-    lines a step instead of 4), so only ``A.T @ B`` asks for it."""
-    V = lanes(a)
-    rem1 = rem - V
+def _panel(a, a_off, ais, ars, b, b_off, ldb, c, c_off, ldc, M, R, rem, accumulate, tall):
+    """Column panel of ``c`` one or two vectors wide: for i < M and j < min(2 lanes, rem),
+    ``c[c_off + i*ldc + j] (+)= sum_{r<R} a[a_off + i*ais + r*ars] * b[b_off + r*ldb + j]``,
+    in ``tile.py`` register tiles. One vector wide (``rem <= lanes``): 8 rows at a time, so
+    8 multiply-add chains hide the FMA latency. Two wide: 4 rows, and with ``tall`` (a
+    constant at every call site) 8-row tiles first, 16 accumulators instead of 8. That pays
+    where a's rows are adjacent (``ais`` = 1, ``A.T @ B``: 2048x256x2048 over two threads
+    241 -> 269 GFLOP/s, 784x128x256 201 -> 243) and costs where they are a row apart
+    (``A @ B`` 256x1024x2048: 183 -> 160, 8 lines a step instead of 4), so only ``A.T @ B``
+    asks for it."""
     i = 0
+    if rem <= lanes(a):
+        while i + 8 <= M:
+            tile(a, a_off + i * ais, ais, ars, b, b_off, ldb, c, c_off + i * ldc, ldc, R, rem,
+                 accumulate, 8, 1)
+            i += 8
+        while i < M:
+            tile(a, a_off + i * ais, ais, ars, b, b_off, ldb, c, c_off + i * ldc, ldc, R, rem,
+                 accumulate, 1, 1)
+            i += 1
+        return
     while tall and i + 8 <= M:
-        c00 = vzero(a)
-        c01 = vzero(a)
-        c10 = vzero(a)
-        c11 = vzero(a)
-        c20 = vzero(a)
-        c21 = vzero(a)
-        c30 = vzero(a)
-        c31 = vzero(a)
-        c40 = vzero(a)
-        c41 = vzero(a)
-        c50 = vzero(a)
-        c51 = vzero(a)
-        c60 = vzero(a)
-        c61 = vzero(a)
-        c70 = vzero(a)
-        c71 = vzero(a)
-        ao = a_off + i * ais
-        bo = b_off
-        for _ in range(R):
-            b0 = vload(b, bo, rem)
-            b1 = vload(b, bo + V, rem1)
-            x = vsplat(a[ao], a)
-            c00 = vfma(x, b0, c00)
-            c01 = vfma(x, b1, c01)
-            x = vsplat(a[ao + ais], a)
-            c10 = vfma(x, b0, c10)
-            c11 = vfma(x, b1, c11)
-            x = vsplat(a[ao + 2 * ais], a)
-            c20 = vfma(x, b0, c20)
-            c21 = vfma(x, b1, c21)
-            x = vsplat(a[ao + 3 * ais], a)
-            c30 = vfma(x, b0, c30)
-            c31 = vfma(x, b1, c31)
-            x = vsplat(a[ao + 4 * ais], a)
-            c40 = vfma(x, b0, c40)
-            c41 = vfma(x, b1, c41)
-            x = vsplat(a[ao + 5 * ais], a)
-            c50 = vfma(x, b0, c50)
-            c51 = vfma(x, b1, c51)
-            x = vsplat(a[ao + 6 * ais], a)
-            c60 = vfma(x, b0, c60)
-            c61 = vfma(x, b1, c61)
-            x = vsplat(a[ao + 7 * ais], a)
-            c70 = vfma(x, b0, c70)
-            c71 = vfma(x, b1, c71)
-            ao += ars
-            bo += ldb
-        o = c_off + i * ldc
-        if accumulate:
-            c00 = vadd(c00, vload(c, o, rem))
-            c01 = vadd(c01, vload(c, o + V, rem1))
-            c10 = vadd(c10, vload(c, o + ldc, rem))
-            c11 = vadd(c11, vload(c, o + ldc + V, rem1))
-            c20 = vadd(c20, vload(c, o + 2 * ldc, rem))
-            c21 = vadd(c21, vload(c, o + 2 * ldc + V, rem1))
-            c30 = vadd(c30, vload(c, o + 3 * ldc, rem))
-            c31 = vadd(c31, vload(c, o + 3 * ldc + V, rem1))
-            c40 = vadd(c40, vload(c, o + 4 * ldc, rem))
-            c41 = vadd(c41, vload(c, o + 4 * ldc + V, rem1))
-            c50 = vadd(c50, vload(c, o + 5 * ldc, rem))
-            c51 = vadd(c51, vload(c, o + 5 * ldc + V, rem1))
-            c60 = vadd(c60, vload(c, o + 6 * ldc, rem))
-            c61 = vadd(c61, vload(c, o + 6 * ldc + V, rem1))
-            c70 = vadd(c70, vload(c, o + 7 * ldc, rem))
-            c71 = vadd(c71, vload(c, o + 7 * ldc + V, rem1))
-        vstore(c, o, rem, c00)
-        vstore(c, o + V, rem1, c01)
-        vstore(c, o + ldc, rem, c10)
-        vstore(c, o + ldc + V, rem1, c11)
-        vstore(c, o + 2 * ldc, rem, c20)
-        vstore(c, o + 2 * ldc + V, rem1, c21)
-        vstore(c, o + 3 * ldc, rem, c30)
-        vstore(c, o + 3 * ldc + V, rem1, c31)
-        vstore(c, o + 4 * ldc, rem, c40)
-        vstore(c, o + 4 * ldc + V, rem1, c41)
-        vstore(c, o + 5 * ldc, rem, c50)
-        vstore(c, o + 5 * ldc + V, rem1, c51)
-        vstore(c, o + 6 * ldc, rem, c60)
-        vstore(c, o + 6 * ldc + V, rem1, c61)
-        vstore(c, o + 7 * ldc, rem, c70)
-        vstore(c, o + 7 * ldc + V, rem1, c71)
+        tile(a, a_off + i * ais, ais, ars, b, b_off, ldb, c, c_off + i * ldc, ldc, R, rem,
+             accumulate, 8, 2)
         i += 8
     while i + 4 <= M:
-        c00 = vzero(a)
-        c01 = vzero(a)
-        c10 = vzero(a)
-        c11 = vzero(a)
-        c20 = vzero(a)
-        c21 = vzero(a)
-        c30 = vzero(a)
-        c31 = vzero(a)
-        ao = a_off + i * ais
-        bo = b_off
-        for _ in range(R):
-            b0 = vload(b, bo, rem)
-            b1 = vload(b, bo + V, rem1)
-            x = vsplat(a[ao], a)
-            c00 = vfma(x, b0, c00)
-            c01 = vfma(x, b1, c01)
-            x = vsplat(a[ao + ais], a)
-            c10 = vfma(x, b0, c10)
-            c11 = vfma(x, b1, c11)
-            x = vsplat(a[ao + 2 * ais], a)
-            c20 = vfma(x, b0, c20)
-            c21 = vfma(x, b1, c21)
-            x = vsplat(a[ao + 3 * ais], a)
-            c30 = vfma(x, b0, c30)
-            c31 = vfma(x, b1, c31)
-            ao += ars
-            bo += ldb
-        o = c_off + i * ldc
-        if accumulate:
-            c00 = vadd(c00, vload(c, o, rem))
-            c01 = vadd(c01, vload(c, o + V, rem1))
-            c10 = vadd(c10, vload(c, o + ldc, rem))
-            c11 = vadd(c11, vload(c, o + ldc + V, rem1))
-            c20 = vadd(c20, vload(c, o + 2 * ldc, rem))
-            c21 = vadd(c21, vload(c, o + 2 * ldc + V, rem1))
-            c30 = vadd(c30, vload(c, o + 3 * ldc, rem))
-            c31 = vadd(c31, vload(c, o + 3 * ldc + V, rem1))
-        vstore(c, o, rem, c00)
-        vstore(c, o + V, rem1, c01)
-        vstore(c, o + ldc, rem, c10)
-        vstore(c, o + ldc + V, rem1, c11)
-        vstore(c, o + 2 * ldc, rem, c20)
-        vstore(c, o + 2 * ldc + V, rem1, c21)
-        vstore(c, o + 3 * ldc, rem, c30)
-        vstore(c, o + 3 * ldc + V, rem1, c31)
+        tile(a, a_off + i * ais, ais, ars, b, b_off, ldb, c, c_off + i * ldc, ldc, R, rem,
+             accumulate, 4, 2)
         i += 4
     while i < M:
-        c00 = vzero(a)
-        c01 = vzero(a)
-        ao = a_off + i * ais
-        bo = b_off
-        for _ in range(R):
-            x = vsplat(a[ao], a)
-            c00 = vfma(x, vload(b, bo, rem), c00)
-            c01 = vfma(x, vload(b, bo + V, rem1), c01)
-            ao += ars
-            bo += ldb
-        o = c_off + i * ldc
-        if accumulate:
-            c00 = vadd(c00, vload(c, o, rem))
-            c01 = vadd(c01, vload(c, o + V, rem1))
-        vstore(c, o, rem, c00)
-        vstore(c, o + V, rem1, c01)
+        tile(a, a_off + i * ais, ais, ars, b, b_off, ldb, c, c_off + i * ldc, ldc, R, rem,
+             accumulate, 1, 2)
         i += 1
-
-
-@njit(cache=True, inline='always')
-def _panel1(a, a_off, ais, ars, b, b_off, ldb, c, c_off, ldc, M, R, rem, accumulate):
-    """One-vector-wide panel (``rem <= lanes``), 8 rows at a time so 8 multiply-add chains
-    hide the FMA latency. Same contract as ``_panel2``."""
-    i = 0
-    while i + 8 <= M:
-        c0 = vzero(a)
-        c1 = vzero(a)
-        c2 = vzero(a)
-        c3 = vzero(a)
-        c4 = vzero(a)
-        c5 = vzero(a)
-        c6 = vzero(a)
-        c7 = vzero(a)
-        ao = a_off + i * ais
-        bo = b_off
-        for _ in range(R):
-            b0 = vload(b, bo, rem)
-            c0 = vfma(vsplat(a[ao], a), b0, c0)
-            c1 = vfma(vsplat(a[ao + ais], a), b0, c1)
-            c2 = vfma(vsplat(a[ao + 2 * ais], a), b0, c2)
-            c3 = vfma(vsplat(a[ao + 3 * ais], a), b0, c3)
-            c4 = vfma(vsplat(a[ao + 4 * ais], a), b0, c4)
-            c5 = vfma(vsplat(a[ao + 5 * ais], a), b0, c5)
-            c6 = vfma(vsplat(a[ao + 6 * ais], a), b0, c6)
-            c7 = vfma(vsplat(a[ao + 7 * ais], a), b0, c7)
-            ao += ars
-            bo += ldb
-        o = c_off + i * ldc
-        if accumulate:
-            c0 = vadd(c0, vload(c, o, rem))
-            c1 = vadd(c1, vload(c, o + ldc, rem))
-            c2 = vadd(c2, vload(c, o + 2 * ldc, rem))
-            c3 = vadd(c3, vload(c, o + 3 * ldc, rem))
-            c4 = vadd(c4, vload(c, o + 4 * ldc, rem))
-            c5 = vadd(c5, vload(c, o + 5 * ldc, rem))
-            c6 = vadd(c6, vload(c, o + 6 * ldc, rem))
-            c7 = vadd(c7, vload(c, o + 7 * ldc, rem))
-        vstore(c, o, rem, c0)
-        vstore(c, o + ldc, rem, c1)
-        vstore(c, o + 2 * ldc, rem, c2)
-        vstore(c, o + 3 * ldc, rem, c3)
-        vstore(c, o + 4 * ldc, rem, c4)
-        vstore(c, o + 5 * ldc, rem, c5)
-        vstore(c, o + 6 * ldc, rem, c6)
-        vstore(c, o + 7 * ldc, rem, c7)
-        i += 8
-    while i < M:
-        c0 = vzero(a)
-        ao = a_off + i * ais
-        bo = b_off
-        for _ in range(R):
-            c0 = vfma(vsplat(a[ao], a), vload(b, bo, rem), c0)
-            ao += ars
-            bo += ldb
-        o = c_off + i * ldc
-        if accumulate:
-            c0 = vadd(c0, vload(c, o, rem))
-        vstore(c, o, rem, c0)
-        i += 1
-
-
-@njit(cache=True, inline='always')
-def _panel(a, a_off, ais, ars, b, b_off, ldb, c, c_off, ldc, M, R, rem, accumulate, tall):
-    if rem <= lanes(a):
-        _panel1(a, a_off, ais, ars, b, b_off, ldb, c, c_off, ldc, M, R, rem, accumulate)
-    else:
-        _panel2(a, a_off, ais, ars, b, b_off, ldb, c, c_off, ldc, M, R, rem, accumulate, tall)
 
 
 def _c_layout(A, B, out):
