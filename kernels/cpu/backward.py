@@ -117,7 +117,7 @@ def output_delta(Z, A, Y, out_code, loss_code, scale, delta):
                          "binary_cross_entropy needs sigmoid")
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline='always')  # into the drivers: network.py
 def hidden_delta(delta_next, W_next, Z, A, code, delta, threaded=None):
     """Delta recursion ``delta = (delta_next @ W_next.T) ⊙ f'(Z)`` for a hidden layer.
 

@@ -5,7 +5,7 @@ from .activation import bias_activation
 from .gemm import matmul
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline='always')  # into the drivers: network.py
 def forward(A_prev, W, b, code, Z, A, threaded=None):
     """One layer forward: ``Z = A_prev @ W + b``, ``A = f(Z)``.
 

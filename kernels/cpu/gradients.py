@@ -4,7 +4,7 @@ from numba import njit
 from .gemm import matmul_tn
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline='always')  # into the drivers: network.py
 def weight_gradients(A_prev, delta, dW, db, threaded=None):
     """``dW = A_prev.T @ delta`` (the batch's outer products summed) and ``db = delta.sum(0)``.
 

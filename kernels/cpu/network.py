@@ -9,6 +9,13 @@ Layout contract (shared with the Python engine that allocates the buffers):
 * Workspaces for ``B`` rows: ``A_buf`` of ``B * sum(sizes)`` (A_0 = the batch's inputs first),
   ``Z_buf`` of ``B * sum(sizes[1:])``, ``D_buf`` (2, ``B * max(sizes[1:])``) for deltas.
 
+The per-layer kernels these drivers call (``forward``, ``hidden_delta``,
+``weight_gradients``, the view helpers) and ``forward_network``/``backward_network``
+themselves are ``inline='always'``: compiled into the driver instead of linked in as
+separately compiled functions. Numba re-optimises and re-emits every linked callee at each
+level of calls, so the flat drivers cold-compile about 1.5 s sooner (docs/performance.md).
+Called from Python they still compile and cache on their own.
+
 The loops are serial; the matrix products (``gemm.py``) run in fastbp's own code, spread over
 Numba's threads only when the caller passes ``threaded=True`` (then products up to
 ``gemm.BLAS_MIN_MACS_*_THREADED`` stay out of BLAS; README, "Threading").
@@ -31,7 +38,7 @@ LR, MOMENTUM, NESTEROV, WEIGHT_DECAY, BIAS_DECAY, BETA1, BETA2, EPS, DECOUPLED =
 N_HYPER = 9
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline='always')
 def n_weights(sizes):
     """Number of weights of a network with layer widths ``sizes``.
 
@@ -157,7 +164,7 @@ def z_view(Z_buf, sizes, rows, l, m):
 
 # The drivers' own views: uncounted (views.py), since the drivers make several per layer per
 # batch and never let one escape. Same offsets as the public views above.
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline='always')
 def _w(params, sizes, l):
     off = 0
     for k in range(l):
@@ -165,7 +172,7 @@ def _w(params, sizes, l):
     return borrowed_2d(params, off, sizes[l], sizes[l + 1])
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline='always')
 def _b(params, sizes, l):
     off = 0
     for k in range(sizes.shape[0] - 1):
@@ -175,7 +182,7 @@ def _b(params, sizes, l):
     return borrowed_1d(params, off, sizes[l + 1])
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline='always')
 def _act(A_buf, sizes, rows, l, m):
     off = 0
     for k in range(l):
@@ -183,7 +190,7 @@ def _act(A_buf, sizes, rows, l, m):
     return borrowed_2d(A_buf, off, m, sizes[l])
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline='always')
 def _z(Z_buf, sizes, rows, l, m):
     off = 0
     for k in range(1, l):
@@ -191,13 +198,13 @@ def _z(Z_buf, sizes, rows, l, m):
     return borrowed_2d(Z_buf, off, m, sizes[l])
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline='always')
 def _delta(D_buf, i, m, n):
     """Rows ``m`` by ``n`` at the start of ``D_buf[i]``."""
     return borrowed_2d(borrowed_flat(D_buf), i * D_buf.shape[1], m, n)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline='always')
 def forward_network(params, sizes, codes, m, rows, A_buf, Z_buf, threaded=None):
     """Forward through every layer for the m rows already in A_0; fills every Z_l and A_l.
 
@@ -226,7 +233,7 @@ def forward_network(params, sizes, codes, m, rows, A_buf, Z_buf, threaded=None):
                 threaded)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", inline='always')
 def backward_network(params, sizes, codes, loss_code, Y, m, rows, A_buf, Z_buf, D_buf, grads,
                      threaded=None):
     """Mean-loss gradients of the m-row batch (after forward_network) into ``grads``.
@@ -570,7 +577,7 @@ def predict_network(params, sizes, codes, X, out, A_buf, Z_buf, threaded=None):
                 out[r0 + r, j] = AL[r, j]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline='always')
 def _sum(sizes):
     s = 0
     for k in range(sizes.shape[0]):
