@@ -18,9 +18,10 @@ if __name__ != "fastbp.kernels" and _os.path.isfile(
     raise ImportError(f"this is fastbp's kernel package: import it as fastbp.kernels, not as "
                       f"{__name__!r} (two names would share and break Numba's on-disk cache)")
 
-from ._cache import drop_stale_cache  # noqa: E402
+from ._cache import drop_stale_cache, keep_parallel_reload_hooks  # noqa: E402
 
 drop_stale_cache()  # before any cached kernel loads
+keep_parallel_reload_hooks()  # likewise: entries written from now on carry their hooks
 
 from . import activations  # noqa: E402
 from .activations import ACTIVATION_CODES, LOSS_CODES  # noqa: E402

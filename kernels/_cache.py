@@ -45,3 +45,35 @@ def drop_stale_cache():
     except OSError:
         pass
     return True
+
+
+def keep_parallel_reload_hooks():
+    """Make cache entries that link threaded code load Numba's threading layer first.
+
+    A cached kernel whose calls reach a ``parallel=True`` function carries that code, which
+    needs the threading layer's symbols (``allocate_sched``, ...). Numba records a hook that
+    loads the layer in the entry of a function compiled together with its parallel callee,
+    but a library read back from the cache forgets its hooks, so a function compiled
+    against it (``matmul(A, B, out, True)`` inside a user's ``@njit`` function, say) wrote an
+    entry without one, and loading that entry in a fresh process killed the interpreter
+    ("LLVM ERROR: Symbol not found: allocate_sched", or a segmentation fault):
+    numba/numba#9938. This hands each cache-loaded library its entry's hooks back, as
+    freshly compiled ones have them. It only adds hooks Numba itself recorded; where
+    Numba's internals differ it does nothing. Returns whether it is in place.
+    """
+    from numba.core.compiler import CompileResult
+    rebuild = CompileResult.__dict__.get("_rebuild")
+    if not isinstance(rebuild, classmethod) or getattr(rebuild.__func__, "_fastbp", False):
+        return getattr(getattr(rebuild, "__func__", None), "_fastbp", False)
+    original = rebuild.__func__
+
+    def _rebuild(cls, *args, **kwargs):
+        result = original(cls, *args, **kwargs)
+        hooks = getattr(result, "reload_init", None)
+        library_hooks = getattr(getattr(result, "library", None), "_reload_init", None)
+        if hooks and isinstance(library_hooks, set):
+            library_hooks.update(hooks)
+        return result
+    _rebuild._fastbp = True
+    CompileResult._rebuild = classmethod(_rebuild)
+    return True

@@ -49,3 +49,39 @@ def test_kernels_refuse_a_second_import_name():
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "refused: this is fastbp's kernel package: import it as fastbp.kernels" in out.stdout
+
+
+THREADED_PRODUCT = """
+import sys, numpy as np
+from numba import njit
+from fastbp.kernels.cpu.gemm import matmul
+rng = np.random.default_rng(0)
+A = rng.standard_normal((64, 128)).astype(np.float32)  # 2**20 multiply-adds: threaded path
+B = rng.standard_normal((128, 128)).astype(np.float32)
+out = np.empty((64, 128), np.float32)
+if sys.argv[1] == "direct":
+    matmul(A, B, out, True)
+else:
+    @njit(cache=True)
+    def users_kernel(A, B, out):
+        matmul(A, B, out, True)
+    users_kernel(A, B, out)
+print("ok", float(np.abs(out - A.astype(np.float64) @ B).max()))
+"""
+
+
+def test_cached_threaded_kernels_load_in_a_fresh_process(tmp_path):
+    """numba/numba#9938: an entry compiled while its parallel callee came from the cache
+    lacked the hook that loads the threading layer, and the next process loading it died
+    (LLVM ERROR: Symbol not found: allocate_sched). Here: the threaded product is cached by
+    a direct call, a user's cached kernel is compiled against that cached product, then
+    loaded from the cache in a third process (kernels/_cache.py)."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"))
+    script = tmp_path / "threaded_product.py"
+    script.write_text(THREADED_PRODUCT)
+    for mode in ("direct", "user", "user"):
+        out = subprocess.run([sys.executable, str(script), mode], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, f"{mode}: exit {out.returncode}\n{out.stdout}{out.stderr}"
+        word, err = out.stdout.split()
+        assert word == "ok" and float(err) < 1e-3, out.stdout
