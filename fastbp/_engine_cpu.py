@@ -7,7 +7,9 @@ import numpy as np
 
 from .kernels.cpu import network as K
 from .kernels.cpu.checks import all_finite
+from ._aligned import aligned_empty
 from ._threading import products_may_thread, threaded_flag
+
 
 
 class CPUEngine:
@@ -22,7 +24,8 @@ class CPUEngine:
         self.dtype = np.dtype(dtype)
         self.n_weights = int(K.n_weights(self.sizes))
         self.n_params = self.n_weights + int(self.sizes[1:].sum())
-        self.params = np.zeros(self.n_params, dtype=self.dtype)
+        self.params = aligned_empty(self.n_params, self.dtype)
+        self.params[:] = 0
         self._ws = {}
         self._grads = None
         self._fit_threaded = None  # the threaded flag of the last fit (see _threaded)
@@ -44,7 +47,9 @@ class CPUEngine:
 
     def new_state(self, rows):
         """Optimizer state (rows, n_params), zeros, in this engine's memory."""
-        return np.zeros((rows, self.n_params), dtype=self.dtype)
+        state = aligned_empty((rows, self.n_params), self.dtype)
+        state[...] = 0
+        return state
 
     def state_to_host(self, state, out):
         out[:] = state
@@ -57,10 +62,10 @@ class CPUEngine:
         ws = self._ws.get(rows)
         if ws is None:
             s = self.sizes
-            ws = (np.empty(rows * int(s.sum()), self.dtype),
-                  np.empty(rows * int(s[1:].sum()), self.dtype),
-                  np.empty((2, rows * int(s[1:].max())), self.dtype),
-                  np.empty((rows, int(s[-1])), self.dtype))
+            ws = (aligned_empty(rows * int(s.sum()), self.dtype),
+                  aligned_empty(rows * int(s[1:].sum()), self.dtype),
+                  aligned_empty((2, rows * int(s[1:].max())), self.dtype),
+                  aligned_empty((rows, int(s[-1])), self.dtype))
             self._ws = {rows: ws}  # keep one size only: memory stays bounded
         return ws
 
@@ -119,7 +124,7 @@ class CPUEngine:
         self._batch = batch_size
         self._fit_ws = self._workspace(min(batch_size, X.shape[0]))
         if self._grads is None:
-            self._grads = np.empty(self.n_params, self.dtype)
+            self._grads = aligned_empty(self.n_params, self.dtype)
         self._fit_threaded = threaded_flag(self.sizes, min(batch_size, X.shape[0]), self.dtype)
         self._fitted = True
 

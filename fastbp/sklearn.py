@@ -52,6 +52,7 @@ from .kernels.cpu.network import (_act, _b, _delta, _w, _z, forward_network, n_w
                                   predict_network)
 from .kernels.cpu.views import borrowed_2d, borrowed_flat
 from ._devices import parse_device
+from ._aligned import aligned_empty
 from ._threading import threaded_flag
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
@@ -242,10 +243,10 @@ class _Workspace:
 
     def __init__(self, sizes, rows, dtype):
         self.rows = rows
-        self.A = np.empty(rows * int(sizes.sum()), dtype)
-        self.Z = np.empty(rows * int(sizes[1:].sum()), dtype)
-        self.D = np.empty((2, rows * int(sizes[1:].max())), dtype)
-        self.Y = np.empty((rows, int(sizes[-1])), dtype)
+        self.A = aligned_empty(rows * int(sizes.sum()), dtype)
+        self.Z = aligned_empty(rows * int(sizes[1:].sum()), dtype)
+        self.D = aligned_empty((2, rows * int(sizes[1:].max())), dtype)
+        self.Y = aligned_empty((rows, int(sizes[-1])), dtype)
 
 
 class _BaseMLP(BaseEstimator):
@@ -468,7 +469,7 @@ class _BaseMLP(BaseEstimator):
               else np.ones(n, dtype=np.float64))
         sizes, codes, loss_code = self._layout()
         ws = _Workspace(sizes, batch_size, flat.dtype)
-        grads = np.empty_like(flat)
+        grads = aligned_empty(flat.shape[0], flat.dtype)
         sample_idx = np.arange(n, dtype=np.int64)
         nesterov = bool(self.nesterovs_momentum) and self.momentum > 0
         threaded = threaded_flag(sizes, min(batch_size, n), flat.dtype)
@@ -551,7 +552,7 @@ class _BaseMLP(BaseEstimator):
         order = np.arange(n, dtype=np.int64)
         ws = _Workspace(sizes, n, flat.dtype)
         params = np.empty_like(flat)
-        grads = np.empty_like(flat)
+        grads = aligned_empty(flat.shape[0], flat.dtype)
         alpha = float(self.alpha)
         threaded = threaded_flag(sizes, n, flat.dtype)
 
@@ -579,8 +580,8 @@ class _BaseMLP(BaseEstimator):
         X = np.ascontiguousarray(X, dtype=flat.dtype)
         out = np.empty((X.shape[0], int(sizes[-1])), flat.dtype)
         rows = max(1, min(_PREDICT_ROWS, X.shape[0]))
-        A_buf = np.empty(rows * int(sizes.sum()), flat.dtype)
-        Z_buf = np.empty(rows * int(sizes[1:].sum()), flat.dtype)
+        A_buf = aligned_empty(rows * int(sizes.sum()), flat.dtype)
+        Z_buf = aligned_empty(rows * int(sizes[1:].sum()), flat.dtype)
         predict_network(flat, sizes, codes, X, out, A_buf, Z_buf)
         return out
 
