@@ -231,6 +231,7 @@ def stack_scratch(typingctx, like):
     def codegen(context, builder, sig, args):
         elty = context.get_data_type(like.dtype)
         ptr = cgutils.alloca_once(builder, elty, size=ir.Constant(_I64, SCRATCH))
+        ptr.align = 64  # cache lines: a 64-byte vector load from it never spans two
         ary = context.make_array(arrty)(context, builder)
         itemsize = context.get_abi_sizeof(elty)
         context.populate_array(ary, data=ptr,
