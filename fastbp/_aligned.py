@@ -14,3 +14,10 @@ def aligned_empty(shape, dtype):
     raw = np.empty(n + 64 // dtype.itemsize, dtype)
     skip = (-raw.ctypes.data % 64) // dtype.itemsize
     return raw[skip:skip + n].reshape(shape)
+
+
+def aligned_zeros(shape, dtype):
+    """``np.zeros(shape, dtype)`` on a 64-byte boundary (see ``aligned_empty``)."""
+    out = aligned_empty(shape, dtype)
+    out[...] = 0
+    return out

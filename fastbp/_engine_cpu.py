@@ -7,9 +7,8 @@ import numpy as np
 
 from .kernels.cpu import network as K
 from .kernels.cpu.checks import all_finite
-from ._aligned import aligned_empty
+from ._aligned import aligned_empty, aligned_zeros
 from ._threading import products_may_thread, threaded_flag
-
 
 
 class CPUEngine:
@@ -24,8 +23,7 @@ class CPUEngine:
         self.dtype = np.dtype(dtype)
         self.n_weights = int(K.n_weights(self.sizes))
         self.n_params = self.n_weights + int(self.sizes[1:].sum())
-        self.params = aligned_empty(self.n_params, self.dtype)
-        self.params[:] = 0
+        self.params = aligned_zeros(self.n_params, self.dtype)
         self._ws = {}
         self._grads = None
         self._fit_threaded = None  # the threaded flag of the last fit (see _threaded)
@@ -47,9 +45,7 @@ class CPUEngine:
 
     def new_state(self, rows):
         """Optimizer state (rows, n_params), zeros, in this engine's memory."""
-        state = aligned_empty((rows, self.n_params), self.dtype)
-        state[...] = 0
-        return state
+        return aligned_zeros((rows, self.n_params), self.dtype)
 
     def state_to_host(self, state, out):
         out[:] = state

@@ -52,7 +52,7 @@ from .kernels.cpu.network import (_act, _b, _delta, _w, _z, forward_network, n_w
                                   predict_network)
 from .kernels.cpu.views import borrowed_2d, borrowed_flat
 from ._devices import parse_device
-from ._aligned import aligned_empty
+from ._aligned import aligned_empty, aligned_zeros
 from ._threading import threaded_flag
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
@@ -387,7 +387,9 @@ class _BaseMLP(BaseEstimator):
                              f"{layer_units}: hidden_layer_sizes changed since the last fit "
                              "(fit again with warm_start=False)")
         Y = np.ascontiguousarray(y, dtype=self._fit_dtype)
-        flat = np.array(self._flat_from_attributes(), dtype=self._fit_dtype, copy=True)
+        src = self._flat_from_attributes()
+        flat = aligned_empty(len(src), self._fit_dtype)  # a copy: the attributes stay as they are
+        flat[:] = src
         if self.solver in ("sgd", "adam"):
             flat = self._fit_stochastic(X, Y, sample_weight, flat, incremental)
         else:
@@ -402,9 +404,9 @@ class _BaseMLP(BaseEstimator):
         dtype = self._fit_dtype
         if self.solver == "sgd":
             return {"code": SGD, "lr": float(self.learning_rate_init),
-                    "state": np.zeros((1, n_params), dtype), "step": np.zeros(1, np.int64)}
+                    "state": aligned_zeros((1, n_params), dtype), "step": np.zeros(1, np.int64)}
         return {"code": ADAM, "lr": float(self.learning_rate_init),
-                "state": np.zeros((2, n_params), dtype), "step": np.zeros(1, np.int64)}
+                "state": aligned_zeros((2, n_params), dtype), "step": np.zeros(1, np.int64)}
 
     def _set_lr(self, opt, lr):
         # Keep scikit-learn's velocity (-lr * u) unchanged when lr changes.

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from fastbp import Network
-from fastbp._aligned import aligned_empty
+from fastbp._aligned import aligned_empty, aligned_zeros
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
@@ -18,6 +18,28 @@ def test_aligned_empty_shape_dtype_alignment(shape, dtype):
             assert a.ctypes.data % 64 == 0
         a[...] = 1  # the whole view is writable memory of its own
         assert a.sum() == a.size
+
+
+def test_aligned_zeros_is_zeros_on_a_line():
+    for _ in range(5):
+        a = aligned_zeros((3, 37), np.float32)
+        assert a.ctypes.data % 64 == 0 and a.shape == (3, 37) and a.dtype == np.float32
+        assert not a.any()
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_sklearn_estimator_parameters_and_state_are_aligned():
+    from fastbp.sklearn import MLPClassifier
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((80, 6))
+    y = rng.integers(0, 3, 80)
+    for solver, rows in (("sgd", 1), ("adam", 2)):
+        clf = MLPClassifier(hidden_layer_sizes=(9,), solver=solver, max_iter=3,
+                            random_state=0).fit(X, y)
+        assert clf._flat.ctypes.data % 64 == 0  # the vector the kernels trained in place
+        opt = clf._new_optimizer(clf._flat.shape[0])
+        assert opt["state"].shape == (rows, clf._flat.shape[0])
+        assert opt["state"].ctypes.data % 64 == 0 and not opt["state"].any()
 
 
 def test_engine_arrays_are_aligned_and_fit_matches_numpy_reference():
