@@ -10,7 +10,7 @@ import numpy as np
 import fastbp
 from fastbp import _engine_cpu
 
-aligned = _engine_cpu.aligned_empty
+aligned, aligned_zeros = _engine_cpu.aligned_empty, _engine_cpu.aligned_zeros
 
 
 def off_by_16(shape, dtype):
@@ -18,6 +18,20 @@ def off_by_16(shape, dtype):
     n = int(np.prod(shape))
     k = 16 // dtype.itemsize
     return aligned((n + k,), dtype)[k:k + n].reshape(shape)
+
+
+def off_by_16_zeros(shape, dtype):
+    out = off_by_16(shape, dtype)
+    out[...] = 0
+    return out
+
+
+def use(kind):
+    """Make the engine allocate through ``kind``'s functions (it looks them up by name)."""
+    _engine_cpu.aligned_empty, _engine_cpu.aligned_zeros = ALLOCATORS[kind]
+
+
+ALLOCATORS = {"aligned": (aligned, aligned_zeros), "offset16": (off_by_16, off_by_16_zeros)}
 
 
 def main(specs, rounds=7):
@@ -28,21 +42,20 @@ def main(specs, rounds=7):
         rng = np.random.default_rng(0)
         X = rng.standard_normal((n, sizes[0])).astype(np.float32)
         y = rng.integers(0, sizes[-1], n)
-        allocs = {"aligned": aligned, "offset16": off_by_16}
         nets = {}
-        for name, alloc in allocs.items():
-            _engine_cpu.aligned_empty = alloc  # the engine allocates through this name
+        for name in ALLOCATORS:
+            use(name)
             nets[name] = fastbp.Network(sizes, seed=0)
             nets[name].fit(X, y, epochs=1, batch_size=batch, shuffle=False)  # compile, allocate
         reps = max(1, 5000 // n)  # small sets: several epochs per timing
         times = {name: [] for name in nets}
         for _ in range(rounds):
             for name, net in nets.items():
-                _engine_cpu.aligned_empty = allocs[name]  # (fit allocates optimizer state)
+                use(name)  # (fit allocates optimizer state)
                 t = time.perf_counter()
                 net.fit(X, y, epochs=reps, batch_size=batch, shuffle=False)
                 times[name].append((time.perf_counter() - t) / reps)
-        _engine_cpu.aligned_empty = aligned
+        use("aligned")
         a, b = np.median(times["aligned"]), np.median(times["offset16"])
         print(f"{spec}: aligned {n / a:,.0f} samples/s, offset16 {n / b:,.0f}, ratio {b / a:.2f}")
 

@@ -6,9 +6,9 @@ def aligned_empty(shape, dtype):
     """``np.empty(shape, dtype)`` starting on a 64-byte boundary (a cache line, one AVX-512
     vector). NumPy's allocator gives 16 bytes; then every 64-byte vector load of a row whose
     width is a multiple of 16 floats straddles two cache lines. Whole fits with the engine's
-    parameters, gradients, optimizer state and workspaces aligned ran 1.03-1.04x faster than
-    with all of them 16 bytes past a line (mnist and digits, two runs each, 7 interleaved
-    rounds; docs/performance.md)."""
+    parameters, gradients, optimizer state and workspaces aligned ran 1.00-1.04x faster than
+    with all of them 16 bytes past a line (mnist 1.02-1.04, digits 1.00-1.04; five runs of
+    asv_benchmarks/ab_alignment.py; docs/performance.md)."""
     dtype = np.dtype(dtype)
     n = int(np.prod(shape))
     raw = np.empty(n + 64 // dtype.itemsize, dtype)
