@@ -19,9 +19,11 @@ if __name__ != "fastbp.kernels" and _os.path.isfile(
                       f"{__name__!r} (two names would share and break Numba's on-disk cache)")
 
 from ._cache import drop_stale_cache, keep_parallel_reload_hooks  # noqa: E402
+from ._compile_gc import install as _pause_gc_while_compiling  # noqa: E402
 
 drop_stale_cache()  # before any cached kernel loads
 keep_parallel_reload_hooks()  # likewise: entries written from now on carry their hooks
+_pause_gc_while_compiling()  # the cyclic collector off while Numba compiles these kernels
 
 from . import activations  # noqa: E402
 from .activations import ACTIVATION_CODES, LOSS_CODES  # noqa: E402
