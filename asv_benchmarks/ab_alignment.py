@@ -8,9 +8,9 @@ import time
 import numpy as np
 
 import fastbp
-from fastbp import _engine_cpu
+from fastbp import _aligned, _engine_cpu
 
-aligned, aligned_zeros = _engine_cpu.aligned_empty, _engine_cpu.aligned_zeros
+aligned, aligned_zeros = _aligned.aligned_empty, _aligned.aligned_zeros
 
 
 def off_by_16(shape, dtype):
@@ -27,8 +27,11 @@ def off_by_16_zeros(shape, dtype):
 
 
 def use(kind):
-    """Make the engine allocate through ``kind``'s functions (it looks them up by name)."""
-    _engine_cpu.aligned_empty, _engine_cpu.aligned_zeros = ALLOCATORS[kind]
+    """Make the engine allocate through ``kind``'s functions: the names it imported, and
+    ``_aligned``'s own (``driver_workspaces`` and ``aligned_zeros`` call it by name)."""
+    empty, zeros = ALLOCATORS[kind]
+    _engine_cpu.aligned_empty, _engine_cpu.aligned_zeros = empty, zeros
+    _aligned.aligned_empty = empty
 
 
 ALLOCATORS = {"aligned": (aligned, aligned_zeros), "offset16": (off_by_16, off_by_16_zeros)}

@@ -21,3 +21,13 @@ def aligned_zeros(shape, dtype):
     out = aligned_empty(shape, dtype)
     out[...] = 0
     return out
+
+
+def driver_workspaces(sizes, rows, dtype):
+    """The compiled drivers' workspaces for ``rows`` rows of a network with layer widths
+    ``sizes`` (int64 array), as laid out in kernels/cpu/network.py: ``A_buf``, ``Z_buf``,
+    ``D_buf`` (2, ...) and ``Y_buf`` (rows, outputs), each on a cache line."""
+    return (aligned_empty(rows * int(sizes.sum()), dtype),
+            aligned_empty(rows * int(sizes[1:].sum()), dtype),
+            aligned_empty((2, rows * int(sizes[1:].max())), dtype),
+            aligned_empty((rows, int(sizes[-1])), dtype))

@@ -7,7 +7,7 @@ import numpy as np
 
 from .kernels.cpu import network as K
 from .kernels.cpu.checks import all_finite
-from ._aligned import aligned_empty, aligned_zeros
+from ._aligned import aligned_empty, aligned_zeros, driver_workspaces
 from ._threading import products_may_thread, threaded_flag
 
 
@@ -57,11 +57,7 @@ class CPUEngine:
     def _workspace(self, rows):
         ws = self._ws.get(rows)
         if ws is None:
-            s = self.sizes
-            ws = (aligned_empty(rows * int(s.sum()), self.dtype),
-                  aligned_empty(rows * int(s[1:].sum()), self.dtype),
-                  aligned_empty((2, rows * int(s[1:].max())), self.dtype),
-                  aligned_empty((rows, int(s[-1])), self.dtype))
+            ws = driver_workspaces(self.sizes, rows, self.dtype)
             self._ws = {rows: ws}  # keep one size only: memory stays bounded
         return ws
 

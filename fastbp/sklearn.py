@@ -52,7 +52,7 @@ from .kernels.cpu.network import (_act, _b, _delta, _w, _z, forward_network, n_w
                                   predict_network)
 from .kernels.cpu.views import borrowed_2d, borrowed_flat
 from ._devices import parse_device
-from ._aligned import aligned_empty, aligned_zeros
+from ._aligned import aligned_empty, aligned_zeros, driver_workspaces
 from ._threading import threaded_flag
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
@@ -243,10 +243,7 @@ class _Workspace:
 
     def __init__(self, sizes, rows, dtype):
         self.rows = rows
-        self.A = aligned_empty(rows * int(sizes.sum()), dtype)
-        self.Z = aligned_empty(rows * int(sizes[1:].sum()), dtype)
-        self.D = aligned_empty((2, rows * int(sizes[1:].max())), dtype)
-        self.Y = aligned_empty((rows, int(sizes[-1])), dtype)
+        self.A, self.Z, self.D, self.Y = driver_workspaces(sizes, rows, dtype)
 
 
 class _BaseMLP(BaseEstimator):
