@@ -8,6 +8,7 @@ from fastbp.kernels.activations import (ACTIVATION_CODES, ADAM, BINARY_CROSS_ENT
                                         CROSS_ENTROPY, IDENTITY, MSE, RELU, SGD, SIGMOID,
                                         SOFTMAX, TANH)
 from fastbp.kernels.cpu import network as N
+from fastbp.kernels.cpu.activation import mul_activation_grad_2d
 from fastbp.kernels.cpu.uses import Uses
 
 import reference as R
@@ -47,7 +48,7 @@ def test_codes_outside_the_set_compile_to_nothing():
     K.bias_activation(Z.copy(), np.zeros(6, np.float32), TANH, A, Uses([RELU]))
     assert (A == 7.0).all()  # documented: a code outside the set does nothing
     D = np.ones_like(Z)
-    N.mul_activation_grad_2d(Z, Z, SIGMOID, D, Uses([RELU]))
+    mul_activation_grad_2d(Z, Z, SIGMOID, D, Uses([RELU]))
     assert (D == 1.0).all()
     assert K.loss_sum(Z, Z, Z, IDENTITY, MSE, Uses([IDENTITY], CROSS_ENTROPY)) == 0.0
 
@@ -59,8 +60,8 @@ def test_activation_derivative_with_uses_matches_all_codes(name):
     Z = rng.standard_normal((6, 9))
     A = R.ACT[name](Z)
     D1, D2 = np.ones_like(Z), np.ones_like(Z)
-    N.mul_activation_grad_2d(Z, A, code, D1, Uses([code]))
-    N.mul_activation_grad_2d(Z, A, code, D2)
+    mul_activation_grad_2d(Z, A, code, D1, Uses([code]))
+    mul_activation_grad_2d(Z, A, code, D2)
     np.testing.assert_array_equal(D1, D2)
     assert not np.array_equal(D1, np.ones_like(Z)) or name == "identity"
 
