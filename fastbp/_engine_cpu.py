@@ -7,6 +7,7 @@ import numpy as np
 
 from .kernels.cpu import network as K
 from .kernels.cpu.checks import all_finite
+from .kernels.cpu.uses import Uses
 from ._aligned import aligned_empty, aligned_zeros, driver_workspaces
 from ._threading import products_may_thread, threaded_flag
 
@@ -24,6 +25,10 @@ class CPUEngine:
         self.n_weights = int(K.n_weights(self.sizes))
         self.n_params = self.n_weights + int(self.sizes[1:].sum())
         self.params = aligned_zeros(self.n_params, self.dtype)
+        # what the compiled drivers need to compile (kernels/cpu/uses.py): this network's
+        # activations and loss, and for training its optimizer
+        self._uses = Uses(self.codes, self.loss_code)
+        self._fit_uses = {}
         self._ws = {}
         self._grads = None
         self._fit_threaded = None  # the threaded flag of the last fit (see _threaded)
@@ -80,7 +85,7 @@ class CPUEngine:
         rows = min(rows, X.shape[0])
         A_buf, Z_buf, _, _ = self._workspace(rows)
         K.predict_network(self.params, self.sizes, self.codes, X, out, A_buf, Z_buf,
-                          self._threaded(rows))
+                          self._threaded(rows), self._uses)
         return out
 
     def loss_and_gradients(self, X, Y, with_grads=True):
@@ -90,14 +95,15 @@ class CPUEngine:
         L = len(self.sizes) - 1
         K.act_view(A_buf, self.sizes, n, 0, n)[:] = X
         threaded = self._threaded(n)
-        K.forward_network(self.params, self.sizes, self.codes, n, n, A_buf, Z_buf, threaded)
+        K.forward_network(self.params, self.sizes, self.codes, n, n, A_buf, Z_buf, threaded,
+                          self._uses)
         loss = K.loss_sum(K.z_view(Z_buf, self.sizes, n, L, n), K.act_view(A_buf, self.sizes, n, L, n),
-                          Y, self.codes[-1], self.loss_code) / n
+                          Y, self.codes[-1], self.loss_code, self._uses) / n
         if not with_grads:
             return loss, None
         grads = np.empty(self.n_params, self.dtype)
         K.backward_network(self.params, self.sizes, self.codes, self.loss_code, Y, n, n,
-                           A_buf, Z_buf, D_buf, grads, threaded)
+                           A_buf, Z_buf, D_buf, grads, threaded, self._uses)
         return loss, grads
 
     def evaluate(self, X, Y):
@@ -128,7 +134,10 @@ class CPUEngine:
         A_buf, Z_buf, D_buf, Y_buf = self._fit_ws
         # re-checked per call: another thread may have changed the thread count since begin_fit
         threaded = self._fit_threaded and (products_may_thread() or None)
+        uses = self._fit_uses.get(opt_code)
+        if uses is None:
+            uses = self._fit_uses[opt_code] = Uses(self.codes, self.loss_code, opt_code)
         return K.train_batches(self._X, self._Y, order, self._batch, first, last, self.sizes,
                                self.codes, self.loss_code, self.params, self._grads, state,
                                opt_code, hyper, step, A_buf, Z_buf, D_buf, Y_buf, threaded,
-                               self._checked)
+                               self._checked, uses)

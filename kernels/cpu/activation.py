@@ -2,7 +2,8 @@
 
 Numba cannot cache a kernel that receives a compiled function as an argument, so the dispatch
 is an explicit branch per activation code. Each branch sits outside its inner loop, so every
-loop is a straight, vectorisable run over one row.
+loop is a straight, vectorisable run over one row. The 2-D kernels the drivers use take an
+optional ``uses`` (``uses.py``): the loops of activations outside it are not compiled.
 """
 import math
 
@@ -14,8 +15,10 @@ from numba.extending import intrinsic, overload
 from ..activations import (ELU, GELU, IDENTITY, LEAKY_RELU, RELU, SIGMOID, SOFTMAX, SOFTPLUS,
                            TANH)
 from .views import borrowed_flat
-from .scalar import (elu, elu_grad, gelu, gelu_grad, leaky_relu, leaky_relu_grad, relu,
-                     relu_grad, sigmoid, sigmoid_grad, softplus, softplus_grad, tanh, tanh_grad)
+from .scalar import (elu, elu_grad, gelu, gelu_grad, identity, leaky_relu, leaky_relu_grad,
+                     relu, relu_grad, sigmoid, sigmoid_grad, softplus, softplus_grad, tanh,
+                     tanh_grad)
+from .uses import uses_activation
 
 
 @intrinsic
@@ -185,8 +188,84 @@ def _softmax_rows(Z, b, A):
             A[i, j] *= inv
 
 
+# (generated source has no file to cache from; the kernels they are inlined into are cached)
+_GENERATED = {"error_model": "numpy"}
+
+# The loops of the 2-D kernels, generated per set of activations (``uses``): the source of
+# each kernel's body holds one branch per activation in the set, so unused activations are
+# never typed or compiled. One generated function per kernel and set: branches gated one by
+# one through overloads measured slower to compile than the plain all-branch kernels.
+_FORWARD = {IDENTITY: "identity", RELU: "relu", SIGMOID: "sigmoid", TANH: "tanh",
+            LEAKY_RELU: "leaky_relu", ELU: "elu", SOFTPLUS: "softplus", GELU: "gelu"}
+_GRAD = {RELU: "relu_grad", SIGMOID: "sigmoid_grad", TANH: "tanh_grad",
+         LEAKY_RELU: "leaky_relu_grad", ELU: "elu_grad", SOFTPLUS: "softplus_grad",
+         GELU: "gelu_grad"}  # identity: f' = 1, nothing to do
+_ALL_CODES = tuple(range(SOFTMAX + 1))
+
+
+def _generate(name, head, branches, codes):
+    """Compile ``def name(...)`` from ``head`` (its first lines) and one ``if code == C:``
+    branch per code in ``codes`` that has a body in ``branches``."""
+    lines = [head]
+    first = True
+    for code in codes:
+        if code in branches:
+            lines.append(f"    {'if' if first else 'elif'} code == {code}:")
+            lines.extend("        " + ln for ln in branches[code].splitlines())
+            first = False
+    namespace = {}
+    exec("\n".join(lines) + "\n", globals(), namespace)  # noqa: S102 (fixed templates)
+    return namespace[name]
+
+
+def _bias_activation_body(codes):
+    loop = ("for i in range(n):\n    for j in range(m):\n        A[i, j] = {f}(Z[i, j])")
+    branches = {c: loop.format(f=f) for c, f in _FORWARD.items()}
+    head = ("def body(Z, b, code, A, uses):\n"
+            "    n, m = Z.shape\n")
+    if SOFTMAX in codes:
+        head += ("    if code == SOFTMAX:\n"
+                 "        _softmax_rows(Z, b, A)\n"
+                 "        return\n")
+    head += ("    for i in range(n):\n"
+             "        for j in range(m):\n"
+             "            Z[i, j] += b[j]")
+    return _generate("body", head, branches, codes)
+
+
+def _grad_body(codes):
+    loop = ("for i in range(n):\n    for j in range(m):\n"
+            "        D[i, j] *= {g}(Z[i, j], A[i, j])")
+    branches = {c: loop.format(g=g) for c, g in _GRAD.items()}
+    head = ("def body(Z, A, code, D, uses):\n"
+            "    n, m = D.shape")
+    return _generate("body", head, branches, codes)
+
+
+def _codes_in(uses):
+    return tuple(c for c in _ALL_CODES if uses_activation(uses, c))
+
+
+def _bias_activation_impl(Z, b, code, A, uses):
+    raise NotImplementedError("call from @njit code")
+
+
+@overload(_bias_activation_impl, jit_options=_GENERATED)
+def _bias_activation_overload(Z, b, code, A, uses):
+    return _bias_activation_body(_codes_in(uses))
+
+
+def _grad_impl(Z, A, code, D, uses):
+    raise NotImplementedError("call from @njit code")
+
+
+@overload(_grad_impl, jit_options=_GENERATED)
+def _grad_overload(Z, A, code, D, uses):
+    return _grad_body(_codes_in(uses))
+
+
 @njit(cache=True, error_model="numpy")
-def bias_activation(Z, b, code, A):
+def bias_activation(Z, b, code, A, uses=None):
     """Z += b (broadcast over rows), A = f(Z). Z, A: (n, m) C-contiguous; b: (m,).
 
     The loops index the 2-D arrays directly: a per-row view costs a reference-count round
@@ -203,82 +282,18 @@ def bias_activation(Z, b, code, A):
         Activation code from ``fastbp.kernels.activations`` (softmax works row-wise).
     A : ndarray (n, m)
         Output: ``f(Z + b)``.
+    uses : Uses or None
+        Compile only the loops of these activations (``uses.py``); a code outside the set
+        then does nothing. None (the default): every activation.
     """
-    n, m = Z.shape
-    if code == SOFTMAX:
-        _softmax_rows(Z, b, A)
-        return
-    for i in range(n):
-        for j in range(m):
-            Z[i, j] += b[j]
-    if code == IDENTITY:
-        for i in range(n):
-            for j in range(m):
-                A[i, j] = Z[i, j]
-    elif code == RELU:
-        for i in range(n):
-            for j in range(m):
-                A[i, j] = relu(Z[i, j])
-    elif code == SIGMOID:
-        for i in range(n):
-            for j in range(m):
-                A[i, j] = sigmoid(Z[i, j])
-    elif code == TANH:
-        for i in range(n):
-            for j in range(m):
-                A[i, j] = tanh(Z[i, j])
-    elif code == LEAKY_RELU:
-        for i in range(n):
-            for j in range(m):
-                A[i, j] = leaky_relu(Z[i, j])
-    elif code == ELU:
-        for i in range(n):
-            for j in range(m):
-                A[i, j] = elu(Z[i, j])
-    elif code == SOFTPLUS:
-        for i in range(n):
-            for j in range(m):
-                A[i, j] = softplus(Z[i, j])
-    elif code == GELU:
-        for i in range(n):
-            for j in range(m):
-                A[i, j] = gelu(Z[i, j])
+    _bias_activation_impl(Z, b, code, A, uses)
 
 
 @njit(cache=True, error_model="numpy")
-def mul_activation_grad_2d(Z, A, code, D):
+def mul_activation_grad_2d(Z, A, code, D, uses=None):
     """D *= f'(Z) elementwise over (n, m) arrays (2-D form of mul_activation_grad, no
-    per-row views); not for softmax."""
-    n, m = D.shape
-    if code == RELU:
-        for i in range(n):
-            for j in range(m):
-                D[i, j] *= relu_grad(Z[i, j], A[i, j])
-    elif code == SIGMOID:
-        for i in range(n):
-            for j in range(m):
-                D[i, j] *= sigmoid_grad(Z[i, j], A[i, j])
-    elif code == TANH:
-        for i in range(n):
-            for j in range(m):
-                D[i, j] *= tanh_grad(Z[i, j], A[i, j])
-    elif code == LEAKY_RELU:
-        for i in range(n):
-            for j in range(m):
-                D[i, j] *= leaky_relu_grad(Z[i, j], A[i, j])
-    elif code == ELU:
-        for i in range(n):
-            for j in range(m):
-                D[i, j] *= elu_grad(Z[i, j], A[i, j])
-    elif code == SOFTPLUS:
-        for i in range(n):
-            for j in range(m):
-                D[i, j] *= softplus_grad(Z[i, j], A[i, j])
-    elif code == GELU:
-        for i in range(n):
-            for j in range(m):
-                D[i, j] *= gelu_grad(Z[i, j], A[i, j])
-    # IDENTITY: f' = 1, nothing to do.
+    per-row views); not for softmax. ``uses``: as for ``bias_activation``."""
+    _grad_impl(Z, A, code, D, uses)
 
 
 @njit(cache=True, error_model="numpy")

@@ -3,14 +3,75 @@ import math
 
 import numpy as np
 from numba import njit
+from numba.extending import overload
 
 from ..activations import BINARY_CROSS_ENTROPY, CROSS_ENTROPY, MSE, SIGMOID, SOFTMAX
 from .activation import mul_activation_grad_2d
 from .gemm import matmul_nt
+from .uses import uses_loss
 
 
 @njit(cache=True, error_model="numpy")
-def loss_sum(Z, A, Y, out_code, loss_code):
+def _mse_sum(A, Y):
+    n, K = A.shape
+    total = 0.0
+    for i in range(n):
+        for j in range(K):
+            d = np.float64(A[i, j]) - np.float64(Y[i, j])  # float() keeps float32
+            total += d * d
+    return total / (2.0 * K)
+
+
+@njit(cache=True, error_model="numpy")
+def _bce_sum(Z, Y):
+    n, K = Z.shape
+    total = 0.0
+    for i in range(n):
+        for j in range(K):
+            z = np.float64(Z[i, j])
+            total += max(z, 0.0) - z * np.float64(Y[i, j]) + math.log1p(math.exp(-abs(z)))
+    return total
+
+
+@njit(cache=True, error_model="numpy")
+def _ce_sum(Z, Y):
+    n, K = Z.shape
+    total = 0.0
+    for i in range(n):
+        zmax = -math.inf
+        for j in range(K):
+            zmax = max(zmax, np.float64(Z[i, j]))
+        s = 0.0
+        for j in range(K):
+            s += math.exp(np.float64(Z[i, j]) - zmax)
+        lse = zmax + math.log(s)
+        for j in range(K):
+            if Y[i, j] != 0:
+                total += np.float64(Y[i, j]) * (lse - np.float64(Z[i, j]))
+    return total
+
+
+def _loss_if_used(fn, loss):
+    """A stub ``run(X, Y, uses)`` calling ``fn(X, Y)`` where ``uses`` includes ``loss``, and
+    returning 0.0 (compiling nothing) elsewhere."""
+    def run(X, Y, uses):
+        raise NotImplementedError("call from @njit code")
+
+    @overload(run, inline="always")
+    def _run(X, Y, uses):
+        if not uses_loss(uses, loss):
+            return lambda X, Y, uses: 0.0
+        return lambda X, Y, uses: fn(X, Y)
+    return run
+
+
+_mse_if_used = _loss_if_used(_mse_sum, MSE)
+_bce_if_used = _loss_if_used(_bce_sum, BINARY_CROSS_ENTROPY)
+_ce_if_used = _loss_if_used(_ce_sum, CROSS_ENTROPY)
+
+
+@njit(cache=True, error_model="numpy")
+def loss_sum(Z, A, Y, out_code, loss_code, uses=None):
     """Sum over the rows of the per-sample loss (divide by n for the mean). Returns float64.
 
     mse: per sample ``sum_j (a_j - y_j)**2 / (2 K)`` (so the mean over rows is
@@ -30,44 +91,52 @@ def loss_sum(Z, A, Y, out_code, loss_code):
         Output activation code.
     loss_code : int
         MSE, BINARY_CROSS_ENTROPY or CROSS_ENTROPY from ``fastbp.kernels.activations``.
+    uses : Uses or None
+        Compile only these losses (``uses.py``; another loss code then sums to 0). None
+        (the default): every loss.
 
     Returns
     -------
     float
         The summed loss (float64).
     """
-    n, K = A.shape
-    total = 0.0
     if loss_code == MSE:
-        for i in range(n):
-            for j in range(K):
-                d = np.float64(A[i, j]) - np.float64(Y[i, j])  # float() keeps float32
-                total += d * d
-        return total / (2.0 * K)
+        return _mse_if_used(A, Y, uses)
     if loss_code == BINARY_CROSS_ENTROPY:
-        for i in range(n):
-            for j in range(K):
-                z = np.float64(Z[i, j])
-                total += max(z, 0.0) - z * np.float64(Y[i, j]) + math.log1p(math.exp(-abs(z)))
-        return total
+        return _bce_if_used(Z, Y, uses)
     if loss_code == CROSS_ENTROPY:
-        for i in range(n):
-            zmax = -math.inf
-            for j in range(K):
-                zmax = max(zmax, np.float64(Z[i, j]))
-            s = 0.0
-            for j in range(K):
-                s += math.exp(np.float64(Z[i, j]) - zmax)
-            lse = zmax + math.log(s)
-            for j in range(K):
-                if Y[i, j] != 0:
-                    total += np.float64(Y[i, j]) * (lse - np.float64(Z[i, j]))
-        return total
+        return _ce_if_used(Z, Y, uses)
     raise ValueError("loss_sum: unknown loss code")
 
 
 @njit(cache=True, error_model="numpy")
-def output_delta(Z, A, Y, out_code, loss_code, scale, delta):
+def _mse_chain(Z, A, out_code, delta, uses):
+    """mse's ``delta *= f'(Z)``: through the Jacobian for softmax, elementwise otherwise."""
+    n, K = A.shape
+    if out_code == SOFTMAX:
+        for i in range(n):
+            s = 0.0
+            for j in range(K):
+                s += delta[i, j] * A[i, j]
+            for j in range(K):
+                delta[i, j] = A[i, j] * (delta[i, j] - s)
+    else:  # the 2-D form: no per-row views, and one function less to compile
+        mul_activation_grad_2d(Z, A, out_code, delta, uses)
+
+
+def _mse_chain_if_used(Z, A, out_code, delta, uses):
+    raise NotImplementedError("call from @njit code")
+
+
+@overload(_mse_chain_if_used, inline="always")
+def _mse_chain_if_used_impl(Z, A, out_code, delta, uses):
+    if not uses_loss(uses, MSE):
+        return lambda Z, A, out_code, delta, uses: None
+    return lambda Z, A, out_code, delta, uses: _mse_chain(Z, A, out_code, delta, uses)
+
+
+@njit(cache=True, error_model="numpy")
+def output_delta(Z, A, Y, out_code, loss_code, scale, delta, uses=None):
     """Output error ``delta = dC/dZ`` of the last layer, for a mean loss with factor ``scale``.
 
     For softmax + cross_entropy and sigmoid + binary_cross_entropy, ``delta = (A - Y) * scale``.
@@ -91,6 +160,9 @@ def output_delta(Z, A, Y, out_code, loss_code, scale, delta):
         Factor of the mean loss: ``1/n`` (cross-entropies) or ``1/(n*K)`` (mse).
     delta : ndarray (n, K)
         Output: ``dC/dZ``.
+    uses : Uses or None
+        As for ``loss_sum`` (and the output activation's derivative as for
+        ``bias_activation``).
 
     Raises
     ------
@@ -102,15 +174,7 @@ def output_delta(Z, A, Y, out_code, loss_code, scale, delta):
         for j in range(K):
             delta[i, j] = (A[i, j] - Y[i, j]) * scale
     if loss_code == MSE:
-        if out_code == SOFTMAX:
-            for i in range(n):
-                s = 0.0
-                for j in range(K):
-                    s += delta[i, j] * A[i, j]
-                for j in range(K):
-                    delta[i, j] = A[i, j] * (delta[i, j] - s)
-        else:  # the 2-D form: no per-row views, and one function less to compile
-            mul_activation_grad_2d(Z, A, out_code, delta)
+        _mse_chain_if_used(Z, A, out_code, delta, uses)
     elif not ((loss_code == CROSS_ENTROPY and out_code == SOFTMAX)
               or (loss_code == BINARY_CROSS_ENTROPY and out_code == SIGMOID)):
         raise ValueError("output_delta: cross_entropy needs softmax, "
@@ -118,7 +182,7 @@ def output_delta(Z, A, Y, out_code, loss_code, scale, delta):
 
 
 @njit(cache=True, error_model="numpy", inline='always')  # into the drivers: network.py
-def hidden_delta(delta_next, W_next, Z, A, code, delta, threaded=None):
+def hidden_delta(delta_next, W_next, Z, A, code, delta, threaded=None, uses=None):
     """Delta recursion ``delta = (delta_next @ W_next.T) ⊙ f'(Z)`` for a hidden layer.
 
     delta_next (n, n_next), W_next (n_hidden, n_next), Z, A, delta (n, n_hidden): one dtype,
@@ -141,9 +205,11 @@ def hidden_delta(delta_next, W_next, Z, A, code, delta, threaded=None):
     threaded : bool or None
         Let a large product use Numba's threads (see ``gemm.matmul_nt``; None,
         the default, compiles no threaded code).
+    uses : Uses or None
+        As for ``mul_activation_grad_2d``.
     """
     if delta.shape[0] == 0:
         return
     matmul_nt(delta_next, W_next, delta, threaded)
     # the 2-D loop: a view per row costs a reference-count round trip, more than its arithmetic
-    mul_activation_grad_2d(Z, A, code, delta)
+    mul_activation_grad_2d(Z, A, code, delta, uses)

@@ -6,7 +6,7 @@ from .gemm import matmul
 
 
 @njit(cache=True, error_model="numpy", inline='always')  # into the drivers: network.py
-def forward(A_prev, W, b, code, Z, A, threaded=None):
+def forward(A_prev, W, b, code, Z, A, threaded=None, uses=None):
     """One layer forward: ``Z = A_prev @ W + b``, ``A = f(Z)``.
 
     A_prev (n, n_in), W (n_in, n_out), b (n_out,), Z and A (n, n_out): one float dtype,
@@ -32,8 +32,10 @@ def forward(A_prev, W, b, code, Z, A, threaded=None):
     threaded : bool or None
         Let a large product use Numba's threads (see ``gemm.matmul``; None,
         the default, compiles no threaded code).
+    uses : Uses or None
+        As for ``bias_activation``.
     """
     if Z.shape[0] == 0:
         return
     matmul(A_prev, W, Z, threaded)
-    bias_activation(Z, b, code, A)
+    bias_activation(Z, b, code, A, uses)

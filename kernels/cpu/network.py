@@ -31,6 +31,7 @@ from .forward import forward
 from .gradients import weight_gradients
 from .gemm import _never_threaded
 from .updates import adam_range, adam_range_finite, sgd_range, sgd_range_finite
+from .uses import uses_optimizer, without_optimizer
 from .views import borrowed_1d, borrowed_2d, borrowed_flat
 
 # hyper-parameter slots of the float64 ``hyper`` array the training driver takes
@@ -205,7 +206,7 @@ def _delta(D_buf, i, m, n):
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline='always')
-def forward_network(params, sizes, codes, m, rows, A_buf, Z_buf, threaded=None):
+def forward_network(params, sizes, codes, m, rows, A_buf, Z_buf, threaded=None, uses=None):
     """Forward through every layer for the m rows already in A_0; fills every Z_l and A_l.
 
     Parameters
@@ -225,17 +226,19 @@ def forward_network(params, sizes, codes, m, rows, A_buf, Z_buf, threaded=None):
     threaded : bool or None
         Let large products use Numba's threads (see ``gemm.matmul``; None,
         the default, compiles no threaded code).
+    uses : Uses or None
+        Compile only these activations (``uses.py``; None, the default: every one).
     """
     for l in range(sizes.shape[0] - 1):
         forward(_act(A_buf, sizes, rows, l, m), _w(params, sizes, l),
                 _b(params, sizes, l), codes[l],
                 _z(Z_buf, sizes, rows, l + 1, m), _act(A_buf, sizes, rows, l + 1, m),
-                threaded)
+                threaded, uses)
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline='always')
 def backward_network(params, sizes, codes, loss_code, Y, m, rows, A_buf, Z_buf, D_buf, grads,
-                     threaded=None):
+                     threaded=None, uses=None):
     """Mean-loss gradients of the m-row batch (after forward_network) into ``grads``.
 
     Parameters
@@ -263,29 +266,32 @@ def backward_network(params, sizes, codes, loss_code, Y, m, rows, A_buf, Z_buf, 
     threaded : bool or None
         Let large products use Numba's threads (see ``gemm.matmul``; None,
         the default, compiles no threaded code).
+    uses : Uses or None
+        Compile only these activations and losses (``uses.py``; None, the default: all).
     """
     L = sizes.shape[0] - 1
     K = sizes[L]
     scale = 1.0 / (m * K) if loss_code == MSE else 1.0 / m
     delta = _delta(D_buf, 0, m, K)
     output_delta(_z(Z_buf, sizes, rows, L, m), _act(A_buf, sizes, rows, L, m), Y,
-                 codes[L - 1], loss_code, scale, delta)
+                 codes[L - 1], loss_code, scale, delta, uses)
     for l in range(L - 1, -1, -1):
         weight_gradients(_act(A_buf, sizes, rows, l, m), delta,
                          _w(grads, sizes, l), _b(grads, sizes, l), threaded)
         if l > 0:
             prev = _delta(D_buf, (L - l) % 2, m, sizes[l])
             hidden_delta(delta, _w(params, sizes, l), _z(Z_buf, sizes, rows, l, m),
-                         _act(A_buf, sizes, rows, l, m), codes[l - 1], prev, threaded)
+                         _act(A_buf, sizes, rows, l, m), codes[l - 1], prev, threaded, uses)
             delta = prev
 
 
 @njit(cache=True, error_model="numpy")
-def _update_range(params, grads, state, opt, hyper, t, nw, start, stop, check):
+def _update_range(params, grads, state, opt, hyper, t, nw, start, stop, check, uses=None):
     """The optimizer step on ``[start, stop)`` (``t``: Adam's 1-based count of this step);
     with ``check`` True, write nothing and return whether the step would leave every parameter
     and state entry there finite (the ``*_range_finite`` twins compute the same values).
-    ``check`` None (the type, so Numba prunes the other branch) compiles the update only."""
+    ``check`` None (the type, so Numba prunes the other branch) compiles the update only;
+    ``uses`` (``uses.py``) leaves out the optimizers it does not include."""
     lr = hyper[LR]
     wd = hyper[WEIGHT_DECAY]
     ok = True
@@ -296,23 +302,62 @@ def _update_range(params, grads, state, opt, hyper, t, nw, start, stop, check):
             continue
         decay = wd if part == 0 else wd * hyper[BIAS_DECAY]
         if opt == SGD:
+            ok = ok and _sgd_if_used(params, grads, state, hyper, lr, decay, lo, hi, check,
+                                     uses)
+        else:
+            ok = ok and _adam_if_used(params, grads, state, hyper, t, lr, decay, lo, hi, check,
+                                      uses)
+    return ok
+
+
+def _sgd_if_used(params, grads, state, hyper, lr, decay, lo, hi, check, uses):
+    raise NotImplementedError("call from @njit code")
+
+
+@overload(_sgd_if_used, inline="always")
+def _sgd_if_used_impl(params, grads, state, hyper, lr, decay, lo, hi, check, uses):
+    """SGD's part of ``_update_range``: nothing where ``uses`` leaves SGD out, the update
+    where ``check`` is None, else its finiteness check (chosen when the types are known)."""
+    if not uses_optimizer(uses, SGD):
+        return lambda params, grads, state, hyper, lr, decay, lo, hi, check, uses: True
+    if _never_threaded(check):  # None or left out (the same type test as threaded's)
+        def impl_update(params, grads, state, hyper, lr, decay, lo, hi, check, uses):
             mom = hyper[MOMENTUM]
             vel = state[0] if mom != 0.0 else grads  # velocity unused without momentum
-            nest = hyper[NESTEROV] != 0.0
-            if check is None:
-                sgd_range(params, grads, vel, lr, mom, nest, decay, lo, hi)
-            else:
-                ok = ok and sgd_range_finite(params, grads, vel, lr, mom, nest, decay, lo, hi)
-        else:
-            b1, b2, eps = hyper[BETA1], hyper[BETA2], hyper[EPS]
-            dec = hyper[DECOUPLED] != 0.0
-            if check is None:
-                adam_range(params, grads, state[0], state[1], t, lr, b1, b2, eps, decay, dec,
-                           lo, hi)
-            else:
-                ok = ok and adam_range_finite(params, grads, state[0], state[1], t, lr, b1, b2,
-                                              eps, decay, dec, lo, hi)
-    return ok
+            sgd_range(params, grads, vel, lr, mom, hyper[NESTEROV] != 0.0, decay, lo, hi)
+            return True
+        return impl_update
+
+    def impl_check(params, grads, state, hyper, lr, decay, lo, hi, check, uses):
+        mom = hyper[MOMENTUM]
+        vel = state[0] if mom != 0.0 else grads
+        return sgd_range_finite(params, grads, vel, lr, mom, hyper[NESTEROV] != 0.0, decay,
+                                lo, hi)
+    return impl_check
+
+
+def _adam_if_used(params, grads, state, hyper, t, lr, decay, lo, hi, check, uses):
+    raise NotImplementedError("call from @njit code")
+
+
+@overload(_adam_if_used, inline="always")
+def _adam_if_used_impl(params, grads, state, hyper, t, lr, decay, lo, hi, check, uses):
+    """Adam's part of ``_update_range``, as ``_sgd_if_used``."""
+    if not uses_optimizer(uses, ADAM):
+        return lambda params, grads, state, hyper, t, lr, decay, lo, hi, check, uses: True
+
+    if _never_threaded(check):
+        def impl_update(params, grads, state, hyper, t, lr, decay, lo, hi, check, uses):
+            adam_range(params, grads, state[0], state[1], t, lr, hyper[BETA1], hyper[BETA2],
+                       hyper[EPS], decay, hyper[DECOUPLED] != 0.0, lo, hi)
+            return True
+        return impl_update
+
+    def impl_check(params, grads, state, hyper, t, lr, decay, lo, hi, check, uses):
+        return adam_range_finite(params, grads, state[0], state[1], t, lr, hyper[BETA1],
+                                 hyper[BETA2], hyper[EPS], decay, hyper[DECOUPLED] != 0.0, lo,
+                                 hi)
+    return impl_check
 
 
 #: Updates of at least this many parameters split over Numba's threads when the caller
@@ -322,38 +367,39 @@ _UPDATE_CHUNK = 1 << 16
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def _update_parallel(params, grads, state, opt, hyper, t, nw, check):
+def _update_parallel(params, grads, state, opt, hyper, t, nw, check, uses):
     n = params.shape[0]
     nchunks = (n + _UPDATE_CHUNK - 1) // _UPDATE_CHUNK
     bad = 0
     for c in prange(nchunks):  # each chunk its own entries; an integer sum reduction
         if not _update_range(params, grads, state, opt, hyper, t, nw, c * _UPDATE_CHUNK,
-                             min(n, (c + 1) * _UPDATE_CHUNK), check):
+                             min(n, (c + 1) * _UPDATE_CHUNK), check, uses):
             bad += 1
     return bad == 0
 
 
-def _run_update(params, grads, state, opt, hyper, t, nw, check, threaded):
+def _run_update(params, grads, state, opt, hyper, t, nw, check, threaded, uses):
     raise NotImplementedError("call from @njit code")
 
 
 @overload(_run_update)
-def _run_update_impl(params, grads, state, opt, hyper, t, nw, check, threaded):
+def _run_update_impl(params, grads, state, opt, hyper, t, nw, check, threaded, uses):
     if _never_threaded(threaded):  # the parallel version is then never compiled
-        def serial(params, grads, state, opt, hyper, t, nw, check, threaded):
+        def serial(params, grads, state, opt, hyper, t, nw, check, threaded, uses):
             return _update_range(params, grads, state, opt, hyper, t, nw, 0, params.shape[0],
-                                 check)
+                                 check, uses)
         return serial
 
-    def impl(params, grads, state, opt, hyper, t, nw, check, threaded):
+    def impl(params, grads, state, opt, hyper, t, nw, check, threaded, uses):
         if threaded and params.shape[0] >= PARALLEL_MIN_PARAMS:
-            return _update_parallel(params, grads, state, opt, hyper, t, nw, check)
-        return _update_range(params, grads, state, opt, hyper, t, nw, 0, params.shape[0], check)
+            return _update_parallel(params, grads, state, opt, hyper, t, nw, check, uses)
+        return _update_range(params, grads, state, opt, hyper, t, nw, 0, params.shape[0], check,
+                             uses)
     return impl
 
 
 @njit(cache=True, error_model="numpy")
-def apply_update(params, grads, state, opt, hyper, step, nw, threaded=None):
+def apply_update(params, grads, state, opt, hyper, step, nw, threaded=None, uses=None):
     """One optimizer step on the flat vector. The first ``nw`` entries (the weights) take
     ``hyper[WEIGHT_DECAY]``; the biases take it times ``hyper[BIAS_DECAY]`` (1 as in PyTorch,
     0 for scikit-learn's L2 penalty on weights only). ``step`` int64 (1,): Adam's count.
@@ -377,16 +423,19 @@ def apply_update(params, grads, state, opt, hyper, step, nw, threaded=None):
     threaded : bool or None
         Split updates of at least ``PARALLEL_MIN_PARAMS`` parameters over Numba's threads
         (None, the default, compiles no threaded code).
+    uses : Uses or None
+        Compile only this optimizer (``uses.py``; another code then updates nothing). None
+        (the default): both.
     """
     if opt != SGD and opt != ADAM:
         raise ValueError("apply_update: unknown optimizer code")
     if opt == ADAM:
         step[0] += 1
-    _run_update(params, grads, state, opt, hyper, step[0], nw, None, threaded)
+    _run_update(params, grads, state, opt, hyper, step[0], nw, None, threaded, uses)
 
 
 @njit(cache=True, error_model="numpy")
-def update_is_finite(params, grads, state, opt, hyper, step, nw, threaded=None):
+def update_is_finite(params, grads, state, opt, hyper, step, nw, threaded=None, uses=None):
     """Whether ``apply_update`` with the same arguments would leave every parameter and
     optimizer-state entry finite. Reads only (``step`` is not incremented) and computes the
     same values, so the answer is exact: a training loop can refuse an overflowing update
@@ -394,7 +443,7 @@ def update_is_finite(params, grads, state, opt, hyper, step, nw, threaded=None):
 
     Parameters
     ----------
-    params, grads, state, opt, hyper, step, nw, threaded
+    params, grads, state, opt, hyper, step, nw, threaded, uses
         As for ``apply_update``.
 
     Returns
@@ -405,16 +454,16 @@ def update_is_finite(params, grads, state, opt, hyper, step, nw, threaded=None):
     if opt != SGD and opt != ADAM:
         raise ValueError("update_is_finite: unknown optimizer code")
     t = step[0] + 1 if opt == ADAM else step[0]
-    return _run_update(params, grads, state, opt, hyper, t, nw, True, threaded)
+    return _run_update(params, grads, state, opt, hyper, t, nw, True, threaded, uses)
 
 
 @njit(cache=True, error_model="numpy")
-def batch_loss_sum(Z, A, Y, out_code, loss_code):
+def batch_loss_sum(Z, A, Y, out_code, loss_code, uses=None):
     """loss_sum after a forward pass (A = f(Z)). For softmax + cross_entropy it reuses the
     softmax: with k the row's argmax, ``logsumexp(z) = z_k - log(a_k)`` and ``a_k >= 1/K``, so
     one log per row replaces K exps, and the value stays finite for any finite Z."""
     if not (out_code == SOFTMAX and loss_code == CROSS_ENTROPY):
-        return loss_sum(Z, A, Y, out_code, loss_code)
+        return loss_sum(Z, A, Y, out_code, loss_code, uses)
     n, K = A.shape
     total = 0.0
     for i in range(n):
@@ -432,7 +481,7 @@ def batch_loss_sum(Z, A, Y, out_code, loss_code):
 @njit(cache=True, nogil=True, error_model="numpy")
 def train_batches(X, Y, order, batch_size, first, last, sizes, codes, loss_code, params, grads,
                   state, opt, hyper, step, A_buf, Z_buf, D_buf, Y_buf, threaded=None,
-                  checked=None):
+                  checked=None, uses=None):
     """Minibatches ``first .. last-1`` of one epoch, each: gather, forward, loss, backward, update.
 
     X (n, sizes[0]) and Y (n, K) float, ``order`` int64 (n,) the epoch's sample order; batch
@@ -483,6 +532,9 @@ def train_batches(X, Y, order, batch_size, first, last, sizes, codes, loss_code,
         True: check each update with ``update_is_finite`` before writing it (status 2), so
         the parameters stay finite without a recovery copy. None (the default) compiles no
         check.
+    uses : Uses or None
+        Compile only the activations, loss and optimizer it includes (``uses.py``: a first
+        epoch's cold compile about 2.5 s shorter); None (the default): all of them.
 
     Returns
     -------
@@ -494,6 +546,7 @@ def train_batches(X, Y, order, batch_size, first, last, sizes, codes, loss_code,
     rows = Y_buf.shape[0]
     nw = n_weights(sizes)
     total = 0.0
+    acts = without_optimizer(uses)  # the layers' kernels: shared with inference
     for b in range(first, last):
         r0 = b * batch_size
         m = min(n, r0 + batch_size) - r0
@@ -506,39 +559,40 @@ def train_batches(X, Y, order, batch_size, first, last, sizes, codes, loss_code,
                 A0[r, j] = X[src, j]
             for j in range(Y.shape[1]):
                 Yb[r, j] = Y[src, j]
-        forward_network(params, sizes, codes, m, rows, A_buf, Z_buf, threaded)
+        forward_network(params, sizes, codes, m, rows, A_buf, Z_buf, threaded, acts)
         batch_loss = batch_loss_sum(_z(Z_buf, sizes, rows, L, m),
-                                    _act(A_buf, sizes, rows, L, m), Yb, codes[L - 1], loss_code)
+                                    _act(A_buf, sizes, rows, L, m), Yb, codes[L - 1], loss_code,
+                                    acts)
         if not math.isfinite(batch_loss):
             return total, b - first, 1
         backward_network(params, sizes, codes, loss_code, Yb, m, rows, A_buf, Z_buf, D_buf, grads,
-                         threaded)
-        if _refuses_update(checked, params, grads, state, opt, hyper, step, nw, threaded):
+                         threaded, acts)
+        if _refuses_update(checked, params, grads, state, opt, hyper, step, nw, threaded, uses):
             return total, b - first, 2
         total += batch_loss
-        apply_update(params, grads, state, opt, hyper, step, nw, threaded)
+        apply_update(params, grads, state, opt, hyper, step, nw, threaded, uses)
     return total, last - first, 0
 
 
-def _refuses_update(checked, params, grads, state, opt, hyper, step, nw, threaded):
+def _refuses_update(checked, params, grads, state, opt, hyper, step, nw, threaded, uses):
     raise NotImplementedError("call from @njit code")
 
 
 @overload(_refuses_update)
-def _refuses_update_impl(checked, params, grads, state, opt, hyper, step, nw, threaded):
+def _refuses_update_impl(checked, params, grads, state, opt, hyper, step, nw, threaded, uses):
     """``checked`` and the update would be non-finite. For ``checked`` None or left out (the
     same type test as for ``threaded``) the check is not compiled at all."""
     if _never_threaded(checked):
-        return lambda checked, params, grads, state, opt, hyper, step, nw, threaded: False
+        return lambda checked, params, grads, state, opt, hyper, step, nw, threaded, uses: False
 
-    def impl(checked, params, grads, state, opt, hyper, step, nw, threaded):
+    def impl(checked, params, grads, state, opt, hyper, step, nw, threaded, uses):
         return checked and not update_is_finite(params, grads, state, opt, hyper, step, nw,
-                                                threaded)
+                                                threaded, uses)
     return impl
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def predict_network(params, sizes, codes, X, out, A_buf, Z_buf, threaded=None):
+def predict_network(params, sizes, codes, X, out, A_buf, Z_buf, threaded=None, uses=None):
     """Output activations of every row of X into ``out`` (n, K), ``rows`` rows at a time.
 
     Parameters
@@ -558,6 +612,8 @@ def predict_network(params, sizes, codes, X, out, A_buf, Z_buf, threaded=None):
     threaded : bool or None
         Let large products use Numba's threads (see ``gemm.matmul``; None,
         the default, compiles no threaded code).
+    uses : Uses or None
+        Compile only these activations (``uses.py``; None, the default: every one).
     """
     n = X.shape[0]
     L = sizes.shape[0] - 1
@@ -570,7 +626,7 @@ def predict_network(params, sizes, codes, X, out, A_buf, Z_buf, threaded=None):
         for r in range(m):
             for j in range(X.shape[1]):
                 A0[r, j] = X[r0 + r, j]
-        forward_network(params, sizes, codes, m, rows, A_buf, Z_buf, threaded)
+        forward_network(params, sizes, codes, m, rows, A_buf, Z_buf, threaded, uses)
         AL = _act(A_buf, sizes, rows, L, m)
         for r in range(m):
             for j in range(AL.shape[1]):

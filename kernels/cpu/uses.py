@@ -1,0 +1,115 @@
+"""``Uses``: which activations, loss and optimizer a network uses, known when kernels compile.
+
+The kernels dispatch on integer codes at run time (``bias_activation(Z, b, code, A)``), so
+every branch is compiled, for every activation, loss and optimizer, although a network uses
+two or three of them. Compiling the unused ones was about 2.7 s of a 13 s cold start (a first
+digits epoch with an empty cache; docs/performance.md). A ``Uses`` value passed as the
+optional last argument (``uses``) of the dispatching kernels and drivers carries the set in
+its Numba *type*: each branch for a code outside the set compiles to nothing (the code must
+then never be passed: the kernel would silently skip it). Left out or None, every code
+compiles, as before. Each distinct set is its own compiled specialisation (and cache entry).
+
+    from fastbp.kernels.cpu.uses import Uses
+    uses = Uses([RELU, SOFTMAX], loss=CROSS_ENTROPY, optimizer=SGD)
+    train_batches(..., uses=uses)
+"""
+from numba import types
+from numba.core import cgutils
+from numba.extending import NativeValue, intrinsic, models, register_model, typeof_impl, unbox
+
+from ..activations import ADAM, BINARY_CROSS_ENTROPY, CROSS_ENTROPY, MSE, SGD, SOFTMAX
+
+#: Bit offsets of the three kinds of code in the mask.
+_LOSS_BIT = 16
+_OPT_BIT = 24
+
+
+class Uses:
+    """The activation codes, loss code and optimizer code a network uses (any may be left
+    out: None means that kind is not used by the caller, so none of its branches compile)."""
+
+    __slots__ = ("mask",)
+
+    def __init__(self, activations=(), loss=None, optimizer=None):
+        mask = 0
+        for code in activations:
+            if not 0 <= int(code) <= SOFTMAX:
+                raise ValueError(f"Uses: unknown activation code {code!r}")
+            mask |= 1 << int(code)
+        if loss is not None:
+            if int(loss) not in (MSE, BINARY_CROSS_ENTROPY, CROSS_ENTROPY):
+                raise ValueError(f"Uses: unknown loss code {loss!r}")
+            mask |= 1 << (_LOSS_BIT + int(loss))
+        if optimizer is not None:
+            if int(optimizer) not in (SGD, ADAM):
+                raise ValueError(f"Uses: unknown optimizer code {optimizer!r}")
+            mask |= 1 << (_OPT_BIT + int(optimizer))
+        self.mask = mask
+
+    def __eq__(self, other):
+        return isinstance(other, Uses) and other.mask == self.mask
+
+    def __hash__(self):
+        return hash(("Uses", self.mask))
+
+    def __repr__(self):
+        return f"Uses(mask={self.mask:#x})"
+
+
+class UsesType(types.Type):
+    """Numba type of a ``Uses`` value: the set is in the type, the value carries nothing."""
+
+    def __init__(self, mask):
+        self.mask = mask
+        super().__init__(name=f"Uses({mask:#x})")
+
+
+@typeof_impl.register(Uses)
+def _typeof_uses(val, c):
+    return UsesType(val.mask)
+
+
+register_model(UsesType)(models.OpaqueModel)
+
+
+@unbox(UsesType)
+def _unbox_uses(typ, obj, c):
+    return NativeValue(cgutils.get_null_value(c.context.get_value_type(typ)))
+
+
+def _has(uses, bit):
+    # at typing time: a Uses type answers from its mask; None, omitted or anything else
+    # stands for "every code"
+    if isinstance(uses, UsesType):
+        return bool(uses.mask >> bit & 1)
+    return True
+
+
+def uses_activation(uses, code):
+    """Whether kernels compiled for the Numba type ``uses`` need activation ``code``."""
+    return _has(uses, code)
+
+
+def uses_loss(uses, code):
+    """Whether kernels compiled for the Numba type ``uses`` need loss ``code``."""
+    return _has(uses, _LOSS_BIT + code)
+
+
+def uses_optimizer(uses, code):
+    """Whether kernels compiled for the Numba type ``uses`` need optimizer ``code``."""
+    return _has(uses, _OPT_BIT + code)
+
+
+@intrinsic
+def without_optimizer(typingctx, uses):
+    """``uses`` with its optimizer left out (None stays None): the forward and backward
+    kernels take this, so training and inference share their compiled specialisations."""
+    if isinstance(uses, UsesType):
+        out = UsesType(uses.mask & ((1 << _OPT_BIT) - 1))
+
+        def codegen(context, builder, sig, args):
+            return cgutils.get_null_value(context.get_value_type(out))
+        return out(uses), codegen
+    if isinstance(uses, (types.NoneType, types.Omitted)):
+        return types.none(uses), lambda context, builder, sig, args: context.get_dummy_value()
+    return None
