@@ -27,7 +27,7 @@ class CPUEngine:
         self.params = aligned_zeros(self.n_params, self.dtype)
         # what the compiled drivers need to compile (kernels/cpu/uses.py): this network's
         # activations and loss, and for training its optimizer
-        self._uses = Uses(self.codes, self.loss_code)
+        self._uses = Uses.for_network(self.codes, self.loss_code)
         self._fit_uses = {}
         self._ws = {}
         self._grads = None
@@ -136,7 +136,7 @@ class CPUEngine:
         threaded = self._fit_threaded and (products_may_thread() or None)
         uses = self._fit_uses.get(opt_code)
         if uses is None:
-            uses = self._fit_uses[opt_code] = Uses(self.codes, self.loss_code, opt_code)
+            uses = self._fit_uses[opt_code] = Uses.for_network(self.codes, self.loss_code, opt_code)
         return K.train_batches(self._X, self._Y, order, self._batch, first, last, self.sizes,
                                self.codes, self.loss_code, self.params, self._grads, state,
                                opt_code, hyper, step, A_buf, Z_buf, D_buf, Y_buf, threaded,

@@ -17,11 +17,17 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import NativeValue, intrinsic, models, register_model, typeof_impl, unbox
 
-from ..activations import ADAM, BINARY_CROSS_ENTROPY, CROSS_ENTROPY, MSE, SGD, SOFTMAX
+from ..activations import (ADAM, BINARY_CROSS_ENTROPY, CROSS_ENTROPY, IDENTITY, LEAKY_RELU, MSE,
+                           RELU, SGD, SOFTMAX)
 
 #: Bit offsets of the three kinds of code in the mask.
 _LOSS_BIT = 16
 _OPT_BIT = 24
+
+
+#: Activations with no transcendental function in their loops (softmax's exps are its own
+#: vectorised polynomial): the set a network of only these compiles for.
+PLAIN_ACTIVATIONS = (IDENTITY, RELU, LEAKY_RELU, SOFTMAX)
 
 
 class Uses:
@@ -45,6 +51,17 @@ class Uses:
                 raise ValueError(f"Uses: unknown optimizer code {optimizer!r}")
             mask |= 1 << (_OPT_BIT + int(optimizer))
         self.mask = mask
+
+    @classmethod
+    def for_network(cls, codes, loss=None, optimizer=None):
+        """The set a network's kernels compile for: its loss and optimizer exactly, and of
+        activations either ``PLAIN_ACTIVATIONS`` (when the network uses nothing else) or
+        all of them. Two activation sets rather than one per network: every distinct set is
+        its own compilation of the drivers, and the transcendental activations are the ones
+        worth leaving out (docs/performance.md)."""
+        codes = {int(c) for c in codes}
+        acts = PLAIN_ACTIVATIONS if codes <= set(PLAIN_ACTIVATIONS) else range(SOFTMAX + 1)
+        return cls(acts, loss, optimizer)
 
     def __eq__(self, other):
         return isinstance(other, Uses) and other.mask == self.mask
