@@ -1,5 +1,5 @@
 """``Uses`` (kernels/cpu/uses.py): kernels compiled for a set of activations, losses and
-optimizers compute exactly what the all-code kernels compute, and nothing for codes left out."""
+optimizers compute exactly what the all-code kernels compute, and raise for codes left out."""
 import numpy as np
 import pytest
 
@@ -41,16 +41,24 @@ def test_bias_activation_with_uses_matches_all_codes_and_reference(name):
     np.testing.assert_allclose(A1, want, rtol=1e-5, atol=1e-6)
 
 
-def test_codes_outside_the_set_compile_to_nothing():
+def test_codes_outside_the_set_raise_by_name():
     rng = np.random.default_rng(1)
     Z = rng.standard_normal((4, 6)).astype(np.float32)
     A = np.full_like(Z, 7.0)
-    K.bias_activation(Z.copy(), np.zeros(6, np.float32), TANH, A, Uses([RELU]))
-    assert (A == 7.0).all()  # documented: a code outside the set does nothing
+    with pytest.raises(ValueError, match="bias_activation: activation code"):
+        K.bias_activation(Z.copy(), np.zeros(6, np.float32), TANH, A, Uses([RELU]))
+    assert (A == 7.0).all()
     D = np.ones_like(Z)
-    mul_activation_grad_2d(Z, Z, SIGMOID, D, Uses([RELU]))
+    with pytest.raises(ValueError, match="mul_activation_grad_2d: activation code"):
+        mul_activation_grad_2d(Z, Z, SIGMOID, D, Uses([RELU]))
     assert (D == 1.0).all()
-    assert K.loss_sum(Z, Z, Z, IDENTITY, MSE, Uses([IDENTITY], CROSS_ENTROPY)) == 0.0
+    with pytest.raises(ValueError, match="loss_sum: loss code not in uses"):
+        K.loss_sum(Z, Z, Z, IDENTITY, MSE, Uses([IDENTITY], CROSS_ENTROPY))
+    # unknown codes raise with every code compiled too
+    with pytest.raises(ValueError, match="bias_activation: activation code"):
+        K.bias_activation(Z.copy(), np.zeros(6, np.float32), 99, A)
+    with pytest.raises(ValueError, match="mul_activation_grad_2d: activation code"):
+        mul_activation_grad_2d(Z, Z, SOFTMAX, D)
 
 
 @pytest.mark.parametrize("name", [n for n in ACTIVATION_CODES if n != "softmax"])
@@ -123,7 +131,7 @@ def test_train_batches_with_uses_is_bit_identical_to_all_codes(sizes, codes, los
     assert not np.array_equal(params_a, _fit_inputs(sizes, codes, loss, opt, dtype)[9])
 
 
-def test_update_outside_the_set_changes_nothing():
+def test_update_outside_the_set_raises_and_changes_nothing():
     rng = np.random.default_rng(3)
     params = rng.standard_normal(20)
     before = params.copy()
@@ -131,21 +139,43 @@ def test_update_outside_the_set_changes_nothing():
     state = np.zeros((2, 20))
     hyper = np.zeros(N.N_HYPER)
     hyper[N.LR] = 0.1
-    N.apply_update(params, grads, state, ADAM, hyper, np.zeros(1, np.int64), 15, None,
-                   Uses([RELU], optimizer=SGD))
+    step = np.zeros(1, np.int64)
+    sgd_only = Uses([RELU], optimizer=SGD)
+    with pytest.raises(ValueError, match="apply_update: optimizer code not in uses"):
+        N.apply_update(params, grads, state, ADAM, hyper, step, 15, None, sgd_only)
+    with pytest.raises(ValueError, match="update_is_finite: optimizer code not in uses"):
+        N.update_is_finite(params, grads, state, ADAM, hyper, step, 15, None, sgd_only)
     np.testing.assert_array_equal(params, before)
-    N.apply_update(params, grads, state, SGD, hyper, np.zeros(1, np.int64), 15, None,
-                   Uses([RELU], optimizer=SGD))
+    assert step[0] == 0
+    N.apply_update(params, grads, state, SGD, hyper, step, 15, None, sgd_only)
     np.testing.assert_allclose(params, before - 0.1 * grads)
 
 
-def test_the_engine_compiles_for_its_own_set():
+def test_for_network_has_two_activation_sets():
+    plain = Uses.for_network([RELU, SOFTMAX], CROSS_ENTROPY, SGD)
+    assert plain == Uses.for_network([IDENTITY, ACTIVATION_CODES["leaky_relu"], SOFTMAX],
+                                     CROSS_ENTROPY, SGD)
+    assert plain == Uses([IDENTITY, RELU, ACTIVATION_CODES["leaky_relu"], SOFTMAX],
+                         CROSS_ENTROPY, SGD)
+    every = Uses(range(SOFTMAX + 1), CROSS_ENTROPY, SGD)
+    assert Uses.for_network([TANH, SOFTMAX], CROSS_ENTROPY, SGD) == every
+    assert Uses.for_network([RELU, SIGMOID], CROSS_ENTROPY, SGD) == every
+    # the loss and the optimizer are kept exactly
+    assert Uses.for_network([RELU, SOFTMAX], MSE, SGD) != plain
+    assert Uses.for_network([RELU, SOFTMAX], CROSS_ENTROPY, ADAM) != plain
+
+
+@pytest.mark.parametrize("activation, plain", [("tanh", False), ("relu", True)])
+def test_the_engine_compiles_for_its_network_set(activation, plain):
     from fastbp import Network
     rng = np.random.default_rng(0)
     X = rng.standard_normal((40, 5)).astype(np.float32)
     y = rng.integers(0, 3, 40)
-    net = Network([5, 8, 3], activation="tanh", seed=0)
+    net = Network([5, 8, 3], activation=activation, seed=0)
     net.fit(X, y, epochs=1, batch_size=8, optimizer="adam")
-    want = Uses([ACTIVATION_CODES["tanh"], SOFTMAX], CROSS_ENTROPY, ADAM)
+    code = ACTIVATION_CODES[activation]
+    want = Uses.for_network([code, SOFTMAX], CROSS_ENTROPY, ADAM)
+    assert (want == Uses([IDENTITY, RELU, ACTIVATION_CODES["leaky_relu"], SOFTMAX],
+                         CROSS_ENTROPY, ADAM)) == plain
     assert any(str(t) == f"Uses({want.mask:#x})" for sig in N.train_batches.signatures
                for t in sig)

@@ -199,13 +199,14 @@ _FORWARD = {IDENTITY: "identity", RELU: "relu", SIGMOID: "sigmoid", TANH: "tanh"
             LEAKY_RELU: "leaky_relu", ELU: "elu", SOFTPLUS: "softplus", GELU: "gelu"}
 _GRAD = {RELU: "relu_grad", SIGMOID: "sigmoid_grad", TANH: "tanh_grad",
          LEAKY_RELU: "leaky_relu_grad", ELU: "elu_grad", SOFTPLUS: "softplus_grad",
-         GELU: "gelu_grad"}  # identity: f' = 1, nothing to do
+         GELU: "gelu_grad"}
 _ALL_CODES = tuple(range(SOFTMAX + 1))
 
 
-def _generate(name, head, branches, codes):
-    """Compile ``def name(...)`` from ``head`` (its first lines) and one ``if code == C:``
-    branch per code in ``codes`` that has a body in ``branches``."""
+def _generate(name, head, branches, codes, kernel):
+    """Compile ``def name(...)`` from ``head`` (its first lines), one ``if code == C:``
+    branch per code in ``codes`` that has a body in ``branches``, and an ``else`` raising
+    ValueError for any other code (unknown, or left out of ``uses``)."""
     lines = [head]
     first = True
     for code in codes:
@@ -213,6 +214,8 @@ def _generate(name, head, branches, codes):
             lines.append(f"    {'if' if first else 'elif'} code == {code}:")
             lines.extend("        " + ln for ln in branches[code].splitlines())
             first = False
+    lines.append("    else:" if not first else "    if True:")
+    lines.append(f"        raise ValueError('{kernel}: activation code unknown or not in uses')")
     namespace = {}
     exec("\n".join(lines) + "\n", globals(), namespace)  # noqa: S102 (fixed templates)
     return namespace[name]
@@ -230,16 +233,17 @@ def _bias_activation_body(codes):
     head += ("    for i in range(n):\n"
              "        for j in range(m):\n"
              "            Z[i, j] += b[j]")
-    return _generate("body", head, branches, codes)
+    return _generate("body", head, branches, codes, "bias_activation")
 
 
 def _grad_body(codes):
     loop = ("for i in range(n):\n    for j in range(m):\n"
             "        D[i, j] *= {g}(Z[i, j], A[i, j])")
     branches = {c: loop.format(g=g) for c, g in _GRAD.items()}
+    branches[IDENTITY] = "pass  # f' = 1"
     head = ("def body(Z, A, code, D, uses):\n"
             "    n, m = D.shape")
-    return _generate("body", head, branches, codes)
+    return _generate("body", head, branches, codes, "mul_activation_grad_2d")
 
 
 def _codes_in(uses):
@@ -284,7 +288,7 @@ def bias_activation(Z, b, code, A, uses=None):
         Output: ``f(Z + b)``.
     uses : Uses or None
         Compile only the loops of these activations (``uses.py``); a code outside the set
-        then does nothing. None (the default): every activation.
+        raises ValueError. None (the default): every activation.
     """
     _bias_activation_impl(Z, b, code, A, uses)
 

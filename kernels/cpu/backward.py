@@ -53,14 +53,16 @@ def _ce_sum(Z, Y):
 
 def _loss_if_used(fn, loss):
     """A stub ``run(X, Y, uses)`` calling ``fn(X, Y)`` where ``uses`` includes ``loss``, and
-    returning 0.0 (compiling nothing) elsewhere."""
+    raising ValueError (compiling nothing of ``fn``) elsewhere."""
     def run(X, Y, uses):
         raise NotImplementedError("call from @njit code")
 
     @overload(run, inline="always")
     def _run(X, Y, uses):
         if not uses_loss(uses, loss):
-            return lambda X, Y, uses: 0.0
+            def refuse(X, Y, uses):
+                raise ValueError("loss_sum: loss code not in uses")
+            return refuse
         return lambda X, Y, uses: fn(X, Y)
     return run
 
@@ -92,7 +94,7 @@ def loss_sum(Z, A, Y, out_code, loss_code, uses=None):
     loss_code : int
         MSE, BINARY_CROSS_ENTROPY or CROSS_ENTROPY from ``fastbp.kernels.activations``.
     uses : Uses or None
-        Compile only these losses (``uses.py``; another loss code then sums to 0). None
+        Compile only these losses (``uses.py``; another loss code raises ValueError). None
         (the default): every loss.
 
     Returns
@@ -131,7 +133,9 @@ def _mse_chain_if_used(Z, A, out_code, delta, uses):
 @overload(_mse_chain_if_used, inline="always")
 def _mse_chain_if_used_impl(Z, A, out_code, delta, uses):
     if not uses_loss(uses, MSE):
-        return lambda Z, A, out_code, delta, uses: None
+        def refuse(Z, A, out_code, delta, uses):
+            raise ValueError("output_delta: mse not in uses")
+        return refuse
     return lambda Z, A, out_code, delta, uses: _mse_chain(Z, A, out_code, delta, uses)
 
 

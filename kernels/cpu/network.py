@@ -31,7 +31,7 @@ from .forward import forward
 from .gradients import weight_gradients
 from .gemm import _never_threaded
 from .updates import adam_range, adam_range_finite, sgd_range, sgd_range_finite
-from .uses import uses_optimizer, without_optimizer
+from .uses import has_optimizer, uses_optimizer, without_optimizer
 from .views import borrowed_1d, borrowed_2d, borrowed_flat
 
 # hyper-parameter slots of the float64 ``hyper`` array the training driver takes
@@ -424,11 +424,13 @@ def apply_update(params, grads, state, opt, hyper, step, nw, threaded=None, uses
         Split updates of at least ``PARALLEL_MIN_PARAMS`` parameters over Numba's threads
         (None, the default, compiles no threaded code).
     uses : Uses or None
-        Compile only this optimizer (``uses.py``; another code then updates nothing). None
+        Compile only this optimizer (``uses.py``; another code raises ValueError). None
         (the default): both.
     """
     if opt != SGD and opt != ADAM:
         raise ValueError("apply_update: unknown optimizer code")
+    if not has_optimizer(uses, opt):
+        raise ValueError("apply_update: optimizer code not in uses")
     if opt == ADAM:
         step[0] += 1
     _run_update(params, grads, state, opt, hyper, step[0], nw, None, threaded, uses)
@@ -453,6 +455,8 @@ def update_is_finite(params, grads, state, opt, hyper, step, nw, threaded=None, 
     """
     if opt != SGD and opt != ADAM:
         raise ValueError("update_is_finite: unknown optimizer code")
+    if not has_optimizer(uses, opt):
+        raise ValueError("update_is_finite: optimizer code not in uses")
     t = step[0] + 1 if opt == ADAM else step[0]
     return _run_update(params, grads, state, opt, hyper, t, nw, True, threaded, uses)
 

@@ -15,7 +15,8 @@ compiles, as before. Each distinct set is its own compiled specialisation (and c
 """
 from numba import types
 from numba.core import cgutils
-from numba.extending import NativeValue, intrinsic, models, register_model, typeof_impl, unbox
+from numba.extending import (NativeValue, intrinsic, models, overload, register_model,
+                             typeof_impl, unbox)
 
 from ..activations import (ADAM, BINARY_CROSS_ENTROPY, CROSS_ENTROPY, IDENTITY, LEAKY_RELU, MSE,
                            RELU, SGD, SOFTMAX)
@@ -130,3 +131,18 @@ def without_optimizer(typingctx, uses):
     if isinstance(uses, (types.NoneType, types.Omitted)):
         return types.none(uses), lambda context, builder, sig, args: context.get_dummy_value()
     return None
+
+
+def has_optimizer(uses, opt):
+    """In ``@njit`` code: whether kernels compiled for ``uses`` include optimizer code ``opt``
+    (always true for None or left out). The drivers test it before dispatching, so a code
+    outside the set raises instead of updating nothing."""
+    raise NotImplementedError("call from @njit code")
+
+
+@overload(has_optimizer, inline="always")
+def _has_optimizer_impl(uses, opt):
+    if isinstance(uses, UsesType):
+        mask = uses.mask >> _OPT_BIT
+        return lambda uses, opt: opt >= 0 and (mask >> opt) & 1 == 1
+    return lambda uses, opt: True
