@@ -6,7 +6,7 @@ from numba import njit
 
 from .. import activations as _math
 
-_jit = njit(cache=True, fastmath=False, error_model="numpy")
+_jit = njit(cache=True, fastmath=False, error_model="numpy", inline="always")
 
 identity = _jit(_math.identity)
 identity_grad = _jit(_math.identity_grad)

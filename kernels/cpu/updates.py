@@ -127,25 +127,25 @@ def sgd_range_finite(param, grad, velocity, lr, momentum, nesterov, weight_decay
 
 # One element of each update, shared by the update and its finiteness check so both compute
 # bit-identical values.
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline='always')
 def _sgd_plain(p, g, lr, weight_decay):
     return p - lr * (g + weight_decay * p)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline='always')
 def _sgd_nesterov(p, g, v, lr, momentum, weight_decay):
     g = g + weight_decay * p
     v = momentum * v + g
     return p - lr * (g + momentum * v), v
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline='always')
 def _sgd_momentum(p, g, v, lr, momentum, weight_decay):
     v = momentum * v + (g + weight_decay * p)
     return p - lr * v, v
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline='always')
 def _adam_scalars(param, step, lr, beta1, beta2, eps, weight_decay, decoupled):
     """``_adam``'s loop-invariant scalars, in the dtype of ``param``."""
     bc1 = 1.0 - beta1 ** step
@@ -159,7 +159,7 @@ def _adam_scalars(param, step, lr, beta1, beta2, eps, weight_decay, decoupled):
     return shrink, l2, b1, c1, b2, c2, step_size, inv_bc2_sqrt, e
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline='always')
 def _adam(p, g, m, v, shrink, l2, b1, c1, b2, c2, step_size, inv_bc2_sqrt, e):
     g = g + l2 * p
     m = b1 * m + c1 * g
