@@ -6,6 +6,9 @@ from numba import njit
 
 from .. import activations as _math
 
+# inline: Numba types each body into its caller (one loop per activation) instead of
+# compiling, optimising and linking sixteen tiny functions of their own (cold start,
+# docs/performance.md, sixth session); called from Python they still compile on their own
 _jit = njit(cache=True, fastmath=False, error_model="numpy", inline="always")
 
 identity = _jit(_math.identity)
