@@ -183,3 +183,29 @@ def test_threaded_code_compiled_only_when_asked(form):
     threaded = [sig for sig, ir in irs.items() if "panels_parallel" in ir]
     assert len(threaded) == 2
     assert all(str(sig[3]) == "bool" for sig in threaded)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("a_layout, b_layout", [("C", "C"), ("F", "C"), ("C", "F"), ("F", "F")])
+@pytest.mark.parametrize("M, K, N", [(5, 7, 3), (1, 9, 4), (6, 1, 1), (3, 0, 4), (0, 3, 2),
+                                     (4, 5, 0)])
+def test_gemm_into_matches_numpy_for_every_layout(dtype, a_layout, b_layout, M, K, N):
+    """The direct BLAS call the products use for large operands: every contiguous layout pair
+    and empty sides (BLAS needs leading dimensions of at least 1), against float64 NumPy."""
+    from fastbp.kernels.cpu.gemm import _dot_into
+    from numba import njit
+
+    @njit
+    def run(A, B, out):
+        _dot_into(A, B, out)
+
+    rng = np.random.default_rng(M * 100 + K * 10 + N)
+    A = rng.standard_normal((M, K)).astype(dtype)
+    B = rng.standard_normal((K, N)).astype(dtype)
+    A = np.asfortranarray(A) if a_layout == "F" else A
+    B = np.asfortranarray(B) if b_layout == "F" else B
+    out = np.full((M, N), np.nan, dtype)
+    run(A, B, out)
+    want = A.astype(np.float64) @ B.astype(np.float64)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(out, want, rtol=tol, atol=tol)

@@ -274,6 +274,16 @@ def test_checkpoint_every_k_epochs(tmp_path, monkeypatch):
     _same(net, back)
 
 
+@pytest.fixture
+def default_sigint():
+    """Python's own SIGINT handler for the test. A process that a non-interactive shell starts
+    in the background inherits SIGINT ignored, and fit then (rightly) leaves Ctrl-C alone, so
+    these tests would see no KeyboardInterrupt there."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
 def _fake_ctrl_c_after(monkeypatch, net, calls):
     """Deliver a real SIGINT right after the ``calls``-th compiled chunk returns."""
     real = net._engine.run_batches
@@ -292,7 +302,8 @@ def _fake_ctrl_c_after(monkeypatch, net, calls):
 @pytest.mark.parametrize("make_opt", [lambda: fastbp.SGD(lr=0.05, momentum=0.9, schedule="step"),
                                       lambda: fastbp.Adam(lr=0.01, schedule="cosine")])
 @pytest.mark.parametrize("calls", [1, 5, 9, 13])  # mid-epoch and at epoch ends (4 chunks/epoch)
-def test_ctrl_c_mid_epoch_then_resume_is_bit_identical(monkeypatch, make_opt, calls):
+def test_ctrl_c_mid_epoch_then_resume_is_bit_identical(monkeypatch, make_opt, calls,
+                                                       default_sigint):
     monkeypatch.setattr(training, "CHUNK_SECONDS", 0.0)  # one minibatch per compiled chunk
     X, y = D.spirals(100, seed=3)
     straight = fastbp.Network([2, 10, 3], seed=1)
@@ -310,7 +321,7 @@ def test_ctrl_c_mid_epoch_then_resume_is_bit_identical(monkeypatch, make_opt, ca
     _same(straight, net)
 
 
-def test_ctrl_c_then_checkpoint_resume_is_bit_identical(tmp_path, monkeypatch):
+def test_ctrl_c_then_checkpoint_resume_is_bit_identical(tmp_path, monkeypatch, default_sigint):
     monkeypatch.setattr(training, "CHUNK_SECONDS", 0.0)
     X, y = D.spirals(100, seed=4)
     straight = fastbp.Network([2, 10, 3], seed=2)
@@ -326,7 +337,7 @@ def test_ctrl_c_then_checkpoint_resume_is_bit_identical(tmp_path, monkeypatch):
     _same(straight, resumed)
 
 
-def test_plain_fit_after_interrupt_starts_fresh(monkeypatch):
+def test_plain_fit_after_interrupt_starts_fresh(monkeypatch, default_sigint):
     monkeypatch.setattr(training, "CHUNK_SECONDS", 0.0)
     X, y = D.spirals(100, seed=3)
     net = fastbp.Network([2, 10, 3], seed=1)

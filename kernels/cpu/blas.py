@@ -1,0 +1,74 @@
+"""``gemm_into(A, B, out)``: ``out[...] = A @ B`` as one call of BLAS ``sgemm``/``dgemm``.
+
+The products hand large operands to BLAS (``gemm.py``). Numba's ``np.dot(A, B, out)`` does
+the same call, but its implementation covers vectors, every layout and its checks, and typing
+and compiling it (plus one wrapper per layout) took about 0.5 s of a cold first epoch. This
+intrinsic emits only the call, through the BLAS wrapper Numba itself uses
+(``numba_xxgemm``, on scipy's BLAS), for the layouts the products pass: ``A`` and ``B``
+C- or F-contiguous (a transposed C array is F), ``out`` C-contiguous.
+
+Row-major ``out (M, N)`` is column-major ``out.T (N, M)``, and ``out.T = B.T @ A.T``: BLAS
+gets ``B`` as its first operand and ``A`` as its second, each transposed or not by its
+layout, so nothing is copied.
+"""
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+from numba.np.linalg import ensure_blas
+
+_KIND = {types.float32: "s", types.float64: "d"}
+
+
+def _gemm_types_ok(A, B, out):
+    arrays = (A, B, out)
+    return (all(isinstance(t, types.Array) and t.ndim == 2 for t in arrays)
+            and A.dtype == B.dtype == out.dtype and out.dtype in _KIND
+            and A.layout in ("C", "F") and B.layout in ("C", "F") and out.layout == "C")
+
+
+@intrinsic
+def gemm_into(typingctx, A, B, out):
+    """``out[...] = A @ B`` (A (M, K), B (K, N), out (M, N); one float dtype; A and B C- or
+    F-contiguous, out C-contiguous and not overlapping them). Shapes are not checked."""
+    if not _gemm_types_ok(A, B, out):
+        return None
+    ensure_blas()
+    kind = _KIND[out.dtype]
+
+    def codegen(context, builder, sig, args):
+        a_ty, b_ty, _ = sig.args
+        a, b, c = (context.make_array(t)(context, builder, v) for t, v in zip(sig.args, args))
+        M, K = cgutils.unpack_tuple(builder, a.shape, 2)
+        N = cgutils.unpack_tuple(builder, b.shape, 2)[1]
+        intp = context.get_value_type(types.intp)
+        one = ir.Constant(intp, 1)
+
+        def at_least_one(v):  # BLAS rejects a leading dimension of 0, even for empty sides
+            return builder.select(builder.icmp_signed("<", v, one), one, v)
+
+        char = ir.IntType(8)
+        notrans, trans = ir.Constant(char, ord("n")), ir.Constant(char, ord("t"))
+        # first operand B.T (N x K): C-contiguous B is that matrix column-major (ld N);
+        # F-contiguous B is B itself column-major (ld K), so BLAS transposes it
+        trans_b, ld_b = (notrans, N) if b_ty.layout == "C" else (trans, K)
+        # second operand A.T (K x M): likewise, ld K for C-contiguous A, else M
+        trans_a, ld_a = (notrans, K) if a_ty.layout == "C" else (trans, M)
+        voidp = cgutils.voidptr_t
+        fnty = ir.FunctionType(ir.IntType(32), [char, char, char, intp, intp, intp, voidp,
+                                                voidp, intp, voidp, intp, voidp, voidp, intp])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
+        dtype = sig.args[2].dtype
+        alpha = cgutils.alloca_once_value(builder, context.get_constant(dtype, 1.0))
+        beta = cgutils.alloca_once_value(builder, context.get_constant(dtype, 0.0))
+        status = builder.call(fn, (
+            ir.Constant(char, ord(kind)), trans_b, trans_a, N, M, K,
+            builder.bitcast(alpha, voidp), builder.bitcast(b.data, voidp), at_least_one(ld_b),
+            builder.bitcast(a.data, voidp), at_least_one(ld_a), builder.bitcast(beta, voidp),
+            builder.bitcast(c.data, voidp), at_least_one(N)))
+        with cgutils.if_unlikely(builder, cgutils.is_not_null(builder, status)):
+            context.call_conv.return_user_exc(builder, RuntimeError,
+                                              ("gemm_into: the BLAS call failed",))
+        return context.get_dummy_value()
+
+    return types.none(A, B, out), codegen
