@@ -187,11 +187,12 @@ def test_threaded_code_compiled_only_when_asked(form):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("a_layout, b_layout", [("C", "C"), ("F", "C"), ("C", "F"), ("F", "F")])
-@pytest.mark.parametrize("M, K, N", [(5, 7, 3), (1, 9, 4), (6, 1, 1), (3, 0, 4), (0, 3, 2),
-                                     (4, 5, 0)])
+@pytest.mark.parametrize("M, K, N", [(5, 7, 3), (1, 9, 4), (6, 9, 1), (1, 9, 1), (6, 1, 1),
+                                     (3, 0, 4), (1, 0, 3), (0, 3, 2), (4, 5, 0)])
 def test_gemm_into_matches_numpy_for_every_layout(dtype, a_layout, b_layout, M, K, N):
-    """The direct BLAS call the products use for large operands: every contiguous layout pair
-    and empty sides (BLAS needs leading dimensions of at least 1), against float64 NumPy."""
+    """The direct BLAS call the products use for large operands: every contiguous layout pair,
+    one-row and one-column products (GEMV), and empty sides (BLAS needs leading dimensions of
+    at least 1), against float64 NumPy."""
     from fastbp.kernels.cpu.gemm import _dot_into
     from numba import njit
 

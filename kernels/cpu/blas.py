@@ -3,9 +3,10 @@
 The products hand large operands to BLAS (``gemm.py``). Numba's ``np.dot(A, B, out)`` does
 the same call, but its implementation covers vectors, every layout and its checks, and typing
 and compiling it (plus one wrapper per layout) took about 0.5 s of a cold first epoch. This
-intrinsic emits only the call, through the BLAS wrapper Numba itself uses
-(``numba_xxgemm``, on scipy's BLAS), for the layouts the products pass: ``A`` and ``B``
-C- or F-contiguous (a transposed C array is F), ``out`` C-contiguous.
+intrinsic emits only the calls, through the BLAS wrappers Numba itself uses
+(``numba_xxgemm``, and ``numba_xxgemv`` for one-row or one-column products as ``np.dot``
+does, on scipy's BLAS), for the layouts the products pass: ``A`` and ``B`` C- or
+F-contiguous (a transposed C array is F), ``out`` C-contiguous.
 
 Row-major ``out (M, N)`` is column-major ``out.T (N, M)``, and ``out.T = B.T @ A.T``: BLAS
 gets ``B`` as its first operand and ``A`` as its second, each transposed or not by its
@@ -30,7 +31,9 @@ def _gemm_types_ok(A, B, out):
 @intrinsic
 def gemm_into(typingctx, A, B, out):
     """``out[...] = A @ B`` (A (M, K), B (K, N), out (M, N); one float dtype; A and B C- or
-    F-contiguous, out C-contiguous and not overlapping them). Shapes are not checked."""
+    F-contiguous, out C-contiguous and not overlapping them). Shapes are not checked, and
+    with ``K == 0`` a one-row or one-column ``out`` is left as it was (GEMV returns at once):
+    the caller zeroes it (``gemm._dot_into``)."""
     if not _gemm_types_ok(A, B, out):
         return None
     ensure_blas()
@@ -43,32 +46,59 @@ def gemm_into(typingctx, A, B, out):
         N = cgutils.unpack_tuple(builder, b.shape, 2)[1]
         intp = context.get_value_type(types.intp)
         one = ir.Constant(intp, 1)
+        char = ir.IntType(8)
+        voidp = cgutils.voidptr_t
+        notrans, trans = ir.Constant(char, ord("n")), ir.Constant(char, ord("t"))
+        kind_c = ir.Constant(char, ord(kind))
+        dtype = sig.args[2].dtype
+        alpha = builder.bitcast(
+            cgutils.alloca_once_value(builder, context.get_constant(dtype, 1.0)), voidp)
+        beta = builder.bitcast(
+            cgutils.alloca_once_value(builder, context.get_constant(dtype, 0.0)), voidp)
+        a_p, b_p, c_p = (builder.bitcast(x.data, voidp) for x in (a, b, c))
 
         def at_least_one(v):  # BLAS rejects a leading dimension of 0, even for empty sides
             return builder.select(builder.icmp_signed("<", v, one), one, v)
 
-        char = ir.IntType(8)
-        notrans, trans = ir.Constant(char, ord("n")), ir.Constant(char, ord("t"))
-        # first operand B.T (N x K): C-contiguous B is that matrix column-major (ld N);
-        # F-contiguous B is B itself column-major (ld K), so BLAS transposes it
-        trans_b, ld_b = (notrans, N) if b_ty.layout == "C" else (trans, K)
-        # second operand A.T (K x M): likewise, ld K for C-contiguous A, else M
-        trans_a, ld_a = (notrans, K) if a_ty.layout == "C" else (trans, M)
-        voidp = cgutils.voidptr_t
-        fnty = ir.FunctionType(ir.IntType(32), [char, char, char, intp, intp, intp, voidp,
-                                                voidp, intp, voidp, intp, voidp, voidp, intp])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
-        dtype = sig.args[2].dtype
-        alpha = cgutils.alloca_once_value(builder, context.get_constant(dtype, 1.0))
-        beta = cgutils.alloca_once_value(builder, context.get_constant(dtype, 0.0))
-        status = builder.call(fn, (
-            ir.Constant(char, ord(kind)), trans_b, trans_a, N, M, K,
-            builder.bitcast(alpha, voidp), builder.bitcast(b.data, voidp), at_least_one(ld_b),
-            builder.bitcast(a.data, voidp), at_least_one(ld_a), builder.bitcast(beta, voidp),
-            builder.bitcast(c.data, voidp), at_least_one(N)))
-        with cgutils.if_unlikely(builder, cgutils.is_not_null(builder, status)):
-            context.call_conv.return_user_exc(builder, RuntimeError,
-                                              ("gemm_into: the BLAS call failed",))
+        def check(status):
+            with cgutils.if_unlikely(builder, cgutils.is_not_null(builder, status)):
+                context.call_conv.return_user_exc(builder, RuntimeError,
+                                                  ("gemm_into: the BLAS call failed",))
+
+        gemv = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
+            ir.IntType(32), [char, char, intp, intp, voidp, voidp, intp, voidp, voidp, voidp]),
+            "numba_xxgemv")
+        gemm = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
+            ir.IntType(32), [char, char, char, intp, intp, intp, voidp, voidp, intp, voidp, intp,
+                             voidp, voidp, intp]), "numba_xxgemm")
+        # One row or one column: a matrix-vector product (GEMV reads the matrix in place;
+        # GEMM's packing costs more than such a product: batch-1 steps, as np.dot does).
+        with builder.if_else(builder.icmp_signed("==", M, one)) as (row, not_row):
+            with row:  # out (N,) = B.T @ a_row; B C-contiguous is B.T column-major (ld N)
+                if b_ty.layout == "C":
+                    args_v = (notrans, N, K, at_least_one(N))
+                else:
+                    args_v = (trans, K, N, at_least_one(K))
+                check(builder.call(gemv, (kind_c, args_v[0], args_v[1], args_v[2], alpha, b_p,
+                                          args_v[3], a_p, beta, c_p)))
+            with not_row:
+                with builder.if_else(builder.icmp_signed("==", N, one)) as (col, general):
+                    with col:  # out (M,) = A @ b_col; A C-contiguous is A.T column-major
+                        if a_ty.layout == "C":
+                            args_v = (trans, K, M, at_least_one(K))
+                        else:
+                            args_v = (notrans, M, K, at_least_one(M))
+                        check(builder.call(gemv, (kind_c, args_v[0], args_v[1], args_v[2],
+                                                  alpha, a_p, args_v[3], b_p, beta, c_p)))
+                    with general:
+                        # first operand B.T (N x K): C-contiguous B is that matrix
+                        # column-major (ld N), F-contiguous B is B itself (ld K), transposed
+                        trans_b, ld_b = (notrans, N) if b_ty.layout == "C" else (trans, K)
+                        # second operand A.T (K x M): likewise, ld K for C-contiguous A, else M
+                        trans_a, ld_a = (notrans, K) if a_ty.layout == "C" else (trans, M)
+                        check(builder.call(gemm, (
+                            kind_c, trans_b, trans_a, N, M, K, alpha, b_p, at_least_one(ld_b),
+                            a_p, at_least_one(ld_a), beta, c_p, at_least_one(N))))
         return context.get_dummy_value()
 
     return types.none(A, B, out), codegen

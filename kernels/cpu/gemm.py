@@ -107,7 +107,9 @@ def _dot_into(A, B, out):
 def _dot_into_impl(A, B, out):
     if _gemm_types_ok(A, B, out):  # contiguous operands: the one BLAS call, compiled cheaply
         def impl(A, B, out):
-            if out.shape[0] > 0 and out.shape[1] > 0:
+            if A.shape[1] == 0:  # BLAS would leave out as it was (GEMV's quick return)
+                _zero(out)
+            elif out.shape[0] > 0 and out.shape[1] > 0:
                 gemm_into(A, B, out)
         return impl
     if out.layout == "C":
