@@ -71,25 +71,23 @@ def gemm_into(typingctx, A, B, out):
         gemm = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
             ir.IntType(32), [char, char, char, intp, intp, intp, voidp, voidp, intp, voidp, intp,
                              voidp, voidp, intp]), "numba_xxgemm")
+        def call_gemv(x_ty, rows, cols, transposed, x_p, v_p):
+            """out = X @ v, or X.T @ v when ``transposed``, for X (rows, cols): a C-contiguous
+            X is X.T column-major (cols x rows), an F-contiguous one X itself."""
+            m, n = (cols, rows) if x_ty.layout == "C" else (rows, cols)
+            flag = notrans if (x_ty.layout == "C") == transposed else trans
+            check(builder.call(gemv, (kind_c, flag, m, n, alpha, x_p, at_least_one(m), v_p,
+                                      beta, c_p)))
+
         # One row or one column: a matrix-vector product (GEMV reads the matrix in place;
         # GEMM's packing costs more than such a product: batch-1 steps, as np.dot does).
         with builder.if_else(builder.icmp_signed("==", M, one)) as (row, not_row):
-            with row:  # out (N,) = B.T @ a_row; B C-contiguous is B.T column-major (ld N)
-                if b_ty.layout == "C":
-                    args_v = (notrans, N, K, at_least_one(N))
-                else:
-                    args_v = (trans, K, N, at_least_one(K))
-                check(builder.call(gemv, (kind_c, args_v[0], args_v[1], args_v[2], alpha, b_p,
-                                          args_v[3], a_p, beta, c_p)))
+            with row:  # out (N,) = B.T @ a_row
+                call_gemv(b_ty, K, N, True, b_p, a_p)
             with not_row:
                 with builder.if_else(builder.icmp_signed("==", N, one)) as (col, general):
-                    with col:  # out (M,) = A @ b_col; A C-contiguous is A.T column-major
-                        if a_ty.layout == "C":
-                            args_v = (trans, K, M, at_least_one(K))
-                        else:
-                            args_v = (notrans, M, K, at_least_one(M))
-                        check(builder.call(gemv, (kind_c, args_v[0], args_v[1], args_v[2],
-                                                  alpha, a_p, args_v[3], b_p, beta, c_p)))
+                    with col:  # out (M,) = A @ b_col
+                        call_gemv(a_ty, M, K, False, a_p, b_p)
                     with general:
                         # first operand B.T (N x K): C-contiguous B is that matrix
                         # column-major (ld N), F-contiguous B is B itself (ld K), transposed
