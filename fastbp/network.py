@@ -72,9 +72,7 @@ class Network:
             seed = check_int("seed", seed, 0)
         self.seed = seed
         self._rng = np.random.default_rng(seed)
-        codes = [ACTIVATION_CODES[a] for a in self.activations] + [ACTIVATION_CODES[self.output]]
-        self._engine = make_engine(self.device, self.layer_sizes, codes,
-                                   LOSS_CODES[self.loss_name], self.dtype)
+        self._engine = self._new_engine()
         self._engine.set_params(self._initial_params())
         # Training state carried between fit calls and into checkpoints.
         self.optimizer = None
@@ -83,6 +81,42 @@ class Network:
         self.epochs_done = 0
         self._partial_epoch = None  # set by an interrupted fit: where resume=True picks up
         self._lock = threading.RLock()
+
+    def _new_engine(self):
+        codes = [ACTIVATION_CODES[a] for a in self.activations] + [ACTIVATION_CODES[self.output]]
+        return make_engine(self.device, self.layer_sizes, codes, LOSS_CODES[self.loss_name],
+                           self.dtype)
+
+    # -- pickle and copy.deepcopy ---------------------------------------------------------------
+    # The engine (compiled-code workspaces, or GPU memory) and the lock cannot be pickled: the
+    # state carries host copies of the parameters and the optimizer state instead, and
+    # unpickling builds a fresh engine on the same device. Everything else (optimizer and its
+    # schedule, step count, epochs done, shuffling RNG, an interrupted fit's resume point)
+    # travels as it is, so a copy trains on exactly as the original would.
+    def __getstate__(self):
+        with self._lock:
+            state = {k: v for k, v in self.__dict__.items()
+                     if k not in ("_engine", "_lock", "_opt_state")}
+            state["_params"] = self._engine.get_params()
+            state["_opt_state_host"] = None
+            if self._opt_state is not None:
+                host = np.empty((self._opt_state.shape[0], self.n_params), dtype=self.dtype)
+                self._engine.state_to_host(self._opt_state, host)
+                state["_opt_state_host"] = host
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        params = state.pop("_params")
+        opt_host = state.pop("_opt_state_host")
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+        self._engine = self._new_engine()
+        self._engine.set_params(params)
+        self._opt_state = None
+        if opt_host is not None:
+            self._opt_state = self._engine.new_state(opt_host.shape[0])
+            self._engine.state_from_host(self._opt_state, opt_host)
 
     # -- layout ---------------------------------------------------------------------------------
     @property

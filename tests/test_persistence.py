@@ -1,5 +1,6 @@
 """Persistence: versioned format, load of bad files, fuzzed files, atomic save, no pickle,
 checkpoints, and interrupted-then-resumed runs."""
+import copy
 import json
 import os
 import pickle
@@ -347,3 +348,59 @@ def test_plain_fit_after_interrupt_starts_fresh(monkeypatch, default_sigint):
     monkeypatch.undo()
     hist = net.fit(X, y, epochs=2, batch_size=32)  # no resume: a new run of 2 epochs
     assert len(hist) == 2 and net.epochs_done == 2
+
+
+# --- pickle and copy.deepcopy --------------------------------------------------------------------
+_COPIERS = {"pickle": lambda net: pickle.loads(pickle.dumps(net)), "deepcopy": copy.deepcopy}
+
+
+@pytest.mark.parametrize("copier", sorted(_COPIERS))
+def test_copy_of_fitted_network_trains_on_bit_identically(copier):
+    """A pickled or deep-copied network carries parameters, optimizer, optimizer state, step
+    count, epochs done and the shuffling RNG: training the copy on gives exactly what
+    training the original on does, and the two stay independent. (A constant learning rate:
+    a schedule's horizon is the epochs of the fit call that set it.)"""
+    X, y = D.spirals(100, seed=5)
+    make = lambda: fastbp.Adam(lr=0.01)  # noqa: E731
+    straight = fastbp.Network([2, 10, 3], seed=4)
+    straight.fit(X, y, epochs=4, batch_size=32, optimizer=make())
+    net = fastbp.Network([2, 10, 3], seed=4)
+    net.fit(X, y, epochs=2, batch_size=32, optimizer=make())
+    before = net.get_flat_parameters()
+    twin = _COPIERS[copier](net)
+    assert twin is not net and twin._engine is not net._engine
+    _same(net, twin)
+    np.testing.assert_array_equal(twin.predict_proba(X), net.predict_proba(X))
+    twin.fit(X, y, epochs=4, batch_size=32, resume=True)
+    _same(straight, twin)
+    np.testing.assert_array_equal(net.get_flat_parameters(), before)  # original untouched
+    assert net.epochs_done == 2
+
+
+@pytest.mark.parametrize("copier", sorted(_COPIERS))
+def test_copy_of_unfitted_network(copier):
+    net = fastbp.Network([3, 5, 2], activation="tanh", output="sigmoid", dtype="float64",
+                         seed=7)
+    twin = _COPIERS[copier](net)
+    assert repr(twin) == repr(net) and twin.optimizer is None and twin._opt_state is None
+    X = np.random.default_rng(0).standard_normal((6, 3))
+    np.testing.assert_array_equal(twin.forward(X), net.forward(X))
+    twin.set_parameters([w * 0 for w in twin.weights], twin.biases)
+    assert np.abs(net.weights[0]).sum() > 0  # the copy's parameters are its own
+
+
+def test_pickle_after_interrupt_resumes_bit_identically(monkeypatch, default_sigint):
+    """The interrupted fit's resume point (and the optimizer's schedule) travel with the
+    pickle."""
+    monkeypatch.setattr(training, "CHUNK_SECONDS", 0.0)
+    X, y = D.spirals(100, seed=3)
+    straight = fastbp.Network([2, 10, 3], seed=1)
+    make = lambda: fastbp.SGD(lr=0.05, momentum=0.9, schedule="cosine")  # noqa: E731
+    straight.fit(X, y, epochs=3, batch_size=32, optimizer=make())
+    net = fastbp.Network([2, 10, 3], seed=1)
+    _fake_ctrl_c_after(monkeypatch, net, 6)  # mid second epoch
+    with pytest.raises(KeyboardInterrupt):
+        net.fit(X, y, epochs=3, batch_size=32, optimizer=make())
+    twin = pickle.loads(pickle.dumps(net))
+    twin.fit(X, y, epochs=3, batch_size=32, resume=True)
+    _same(straight, twin)
