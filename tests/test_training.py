@@ -9,8 +9,9 @@ from fastbp import data as D
 import reference as R
 
 
-def _reference_fit(net, X, Y, epochs, batch, opt, lrs):
-    """Plain NumPy float64 minibatch training, in order, last partial batch used."""
+def _reference_fit(net, X, Y, epochs, batch, opt, lrs, orders=None):
+    """Plain NumPy float64 minibatch training, in order (or each epoch's rows in
+    ``orders[epoch]``), last partial batch used."""
     Ws, bs = net.weights, net.biases
     params = Ws + bs
     acts = net.activations + [net.output]
@@ -19,8 +20,9 @@ def _reference_fit(net, X, Y, epochs, batch, opt, lrs):
     n = X.shape[0]
     for epoch in range(epochs):
         lr = lrs[epoch]
+        Xe, Ye = (X, Y) if orders is None else (X[orders[epoch]], Y[orders[epoch]])
         for r0 in range(0, n, batch):
-            xb, yb = X[r0:r0 + batch], Y[r0:r0 + batch]
+            xb, yb = Xe[r0:r0 + batch], Ye[r0:r0 + batch]
             m = xb.shape[0]
             Z, A = R.forward(params[:len(Ws)], params[len(Ws):], acts, xb)
             delta = (A[-1] - yb) / m  # softmax + cross-entropy
@@ -74,6 +76,29 @@ def test_fit_matches_numpy_reference(make_opt, recovery):
     lrs = [opt.lr_at(e, epochs) for e in range(epochs)]
     want = _reference_fit(net, X, R.onehot(y, 3), epochs, 8, opt, lrs)
     net.fit(X, y, epochs=epochs, batch_size=8, optimizer=opt, shuffle=False)
+    for got, w in zip(net.weights + net.biases, want):
+        np.testing.assert_allclose(got, w, rtol=1e-10, atol=1e-12)
+
+
+def test_threaded_fit_with_shuffled_parallel_gather_matches_numpy_reference():
+    """A net whose products split over Numba's threads, with batches large enough for the
+    parallel gather (kernels/cpu/network.py ``PARALLEL_MIN_GATHER``) except the last, short
+    one; shuffled, so every row comes through the epoch's order."""
+    from fastbp.kernels.cpu.network import PARALLEL_MIN_GATHER
+    rng = np.random.default_rng(1)
+    n, n_in, batch = 150, 520, 64  # batches of 64, 64, 22 rows
+    assert batch * n_in >= PARALLEL_MIN_GATHER > (n % batch) * n_in
+    X, y = rng.standard_normal((n, n_in)), rng.integers(0, 3, n)
+    net = fastbp.Network([n_in, 40, 3], activation="relu", dtype="float64", seed=2)
+    opt = fastbp.SGD(lr=0.05, momentum=0.9)
+    epochs = 2
+    shuffler = np.random.default_rng()
+    shuffler.bit_generator.state = net._rng.bit_generator.state  # fit's permutations
+    orders = [shuffler.permutation(n) for _ in range(epochs)]
+    want = _reference_fit(net, X, R.onehot(y, 3), epochs, batch, opt, [opt.lr] * epochs,
+                          orders)
+    net.fit(X, y, epochs=epochs, batch_size=batch, optimizer=opt)
+    assert net._engine._fit_threaded, "the products did not split: the test misses its path"
     for got, w in zip(net.weights + net.biases, want):
         np.testing.assert_allclose(got, w, rtol=1e-10, atol=1e-12)
 
