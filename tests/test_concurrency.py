@@ -214,8 +214,13 @@ def test_parallel_kernels_from_two_threads_workqueue_guarded():
 
 
 def test_workqueue_unguarded_is_the_hazard_we_avoid():
-    """The failure mode the layer choice prevents: Numba aborts the process."""
-    code = _PARALLEL_TWO_THREADS.replace("with _threading.guard():", "if True:")
+    """The failure mode the layer choice prevents: Numba aborts the process. Ten times the
+    launches of the guarded runs: the two threads must overlap at least once even when other
+    processes (a parallel test run) share the cores; the abort ends the script at the first
+    overlap."""
+    code = (_PARALLEL_TWO_THREADS.replace("with _threading.guard():", "if True:")
+            .replace("range(60)", "range(600)").replace("range(1, 61)", "range(1, 601)"))
+    assert "range(600)" in code and "range(1, 601)" in code
     r = _run_script(code, env={"NUMBA_THREADING_LAYER": "workqueue"})
     assert r.returncode != 0
     assert "Concurrent access has been detected" in r.stderr
