@@ -210,3 +210,30 @@ def test_gemm_into_matches_numpy_for_every_layout(dtype, a_layout, b_layout, M, 
     want = A.astype(np.float64) @ B.astype(np.float64)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(out, want, rtol=tol, atol=tol)
+
+
+def test_unthreaded_training_compiles_no_parallel_code():
+    """``train_batches`` with ``threaded`` and ``checked`` left as None (every small network's
+    fit) references none of the parallel functions (products, batch gather, update) nor the
+    update check: each is pruned at compile time (``threaded is not None``), so a cold start
+    never builds them. With a bool flag the same driver does reference them. A fresh uncached
+    copy of the driver, so its LLVM IR can be inspected."""
+    from fastbp.kernels.cpu import network as N
+
+    fresh = njit(N.train_batches.py_func)
+    rng = np.random.default_rng(0)
+    sizes, codes = np.array([6, 5, 3]), np.array([3, 8])  # relu, softmax
+    n_params = 6 * 5 + 5 * 3 + 5 + 3
+    X, Y = rng.standard_normal((10, 6)).astype(np.float32), np.eye(3, dtype=np.float32)[[0] * 10]
+    rows = 4
+    args = [X, Y, np.arange(10), rows, 0, 3, sizes, codes, 0, np.zeros(n_params, np.float32),
+            np.zeros(n_params, np.float32), np.zeros((1, n_params), np.float32), 0,
+            np.zeros(N.N_HYPER), np.zeros(2, np.int64),
+            np.zeros(rows * 14, np.float32), np.zeros(rows * 8, np.float32),
+            np.zeros((2, rows * 5), np.float32), np.zeros((rows, 3), np.float32)]
+    fresh(*args, None, None)
+    fresh(*args, True, True)
+    irs = {tuple(str(t) for t in sig[19:21]): ir for sig, ir in fresh.inspect_llvm().items()}
+    markers = ("_parallel", "update_is_finite")
+    assert not [m for m in markers if m in irs[("none", "none")]]
+    assert all(m in irs[("bool", "bool")] for m in markers)

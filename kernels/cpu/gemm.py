@@ -271,32 +271,6 @@ def _nt_panels_parallel(a, b, c, M, J, K):
         _nt_panel(a, b, c, P, M, J, K, p * W)
 
 
-def _threaded(parallel_panels):
-    """A stub ``run(a, b, c, M, K, N, threaded)`` for one of the ``*_panels_parallel``
-    functions: it runs ``parallel_panels(a, b, c, M, K, N)`` when ``threaded`` is true and the
-    product has at least ``PARALLEL_MIN_MACS`` multiply-adds (M*K*N), and returns whether it
-    ran. Where ``_never_threaded`` holds it compiles to ``False`` and never references
-    ``parallel_panels``, so the threaded code is not compiled."""
-    def run(a, b, c, M, K, N, threaded):
-        raise NotImplementedError("call from @njit code")
-
-    @overload(run)
-    def _run_impl(a, b, c, M, K, N, threaded):
-        if _never_threaded(threaded):
-            return lambda a, b, c, M, K, N, threaded: False
-
-        def impl(a, b, c, M, K, N, threaded):
-            if threaded and M * K * N >= PARALLEL_MIN_MACS:
-                parallel_panels(a, b, c, M, K, N)
-                return True
-            return False
-        return impl
-    return run
-
-
-_threaded_nn = _threaded(_nn_panels_parallel)
-_threaded_tn = _threaded(_tn_panels_parallel)
-_threaded_nt = _threaded(_nt_panels_parallel)
 
 
 @njit(cache=True)
@@ -328,7 +302,8 @@ def matmul(A, B, out, threaded=None):
         return
     b = _flat(B)
     c = _flat(out)
-    if _threaded_nn(a, b, c, M, K, N, threaded):
+    if threaded is not None and threaded and M * K * N >= PARALLEL_MIN_MACS:
+        _nn_panels_parallel(a, b, c, M, K, N)
         return
     W = 2 * lanes(a)
     for j0 in range(0, N, W):
@@ -364,7 +339,8 @@ def matmul_tn(A, B, out, threaded=None):
         return
     b = _flat(B)
     c = _flat(out)
-    if _threaded_tn(a, b, c, M, R, N, threaded):
+    if threaded is not None and threaded and M * R * N >= PARALLEL_MIN_MACS:
+        _tn_panels_parallel(a, b, c, M, R, N)
         return
     W = 2 * lanes(a)
     for j0 in range(0, N, W):
@@ -408,7 +384,8 @@ def matmul_nt(A, B, out, threaded=None):
         return
     b = _flat(B)
     c = _flat(out)
-    if _threaded_nt(a, b, c, M, J, K, threaded):
+    if threaded is not None and threaded and M * J * K >= PARALLEL_MIN_MACS:
+        _nt_panels_parallel(a, b, c, M, J, K)
         return
     W = 2 * lanes(a)
     P = stack_scratch(a)

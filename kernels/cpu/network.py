@@ -22,6 +22,7 @@ Numba's threads only when the caller passes ``threaded=True`` (then products up 
 """
 import math
 
+import numpy as np
 from numba import njit, prange
 from numba.extending import overload
 
@@ -53,7 +54,10 @@ def n_weights(sizes):
     int
         Number of weights (the offset of the first bias in the flat vector).
     """
-    total = 0
+    # not ``total = 0``: type inference passes through Literal[int](0) on its way to int64,
+    # and train_batches' call of apply_update with that intermediate type compiled a second,
+    # useless specialisation of the whole update at every cold start
+    total = np.int64(0)
     for l in range(sizes.shape[0] - 1):
         total += sizes[l] * sizes[l + 1]
     return total
@@ -378,26 +382,6 @@ def _update_parallel(params, grads, state, opt, hyper, t, nw, check, uses):
     return bad == 0
 
 
-def _run_update(params, grads, state, opt, hyper, t, nw, check, threaded, uses):
-    raise NotImplementedError("call from @njit code")
-
-
-@overload(_run_update)
-def _run_update_impl(params, grads, state, opt, hyper, t, nw, check, threaded, uses):
-    if _never_threaded(threaded):  # the parallel version is then never compiled
-        def serial(params, grads, state, opt, hyper, t, nw, check, threaded, uses):
-            return _update_range(params, grads, state, opt, hyper, t, nw, 0, params.shape[0],
-                                 check, uses)
-        return serial
-
-    def impl(params, grads, state, opt, hyper, t, nw, check, threaded, uses):
-        if threaded and params.shape[0] >= PARALLEL_MIN_PARAMS:
-            return _update_parallel(params, grads, state, opt, hyper, t, nw, check, uses)
-        return _update_range(params, grads, state, opt, hyper, t, nw, 0, params.shape[0], check,
-                             uses)
-    return impl
-
-
 @njit(cache=True, error_model="numpy")
 def apply_update(params, grads, state, opt, hyper, step, nw, threaded=None, uses=None):
     """One optimizer step on the flat vector. The first ``nw`` entries (the weights) take
@@ -433,7 +417,15 @@ def apply_update(params, grads, state, opt, hyper, step, nw, threaded=None, uses
         raise ValueError("apply_update: optimizer code not in uses")
     if opt == ADAM:
         step[0] += 1
-    _run_update(params, grads, state, opt, hyper, step[0], nw, None, threaded, uses)
+    # ``is None`` on the argument: pruned at compile time, so without threads the parallel
+    # update is never compiled
+    if threaded is not None and threaded and params.shape[0] >= PARALLEL_MIN_PARAMS:
+        _update_parallel(params, grads, state, opt, hyper, step[0], nw, None, uses)
+    else:
+        # start as int64, not the literal 0: one specialisation of _update_range serves this
+        # call and the parallel chunks' (see n_weights)
+        _update_range(params, grads, state, opt, hyper, step[0], nw, np.int64(0),
+                      params.shape[0], None, uses)
 
 
 @njit(cache=True, error_model="numpy")
@@ -458,7 +450,10 @@ def update_is_finite(params, grads, state, opt, hyper, step, nw, threaded=None, 
     if not has_optimizer(uses, opt):
         raise ValueError("update_is_finite: optimizer code not in uses")
     t = step[0] + 1 if opt == ADAM else step[0]
-    return _run_update(params, grads, state, opt, hyper, t, nw, True, threaded, uses)
+    if threaded is not None and threaded and params.shape[0] >= PARALLEL_MIN_PARAMS:
+        return _update_parallel(params, grads, state, opt, hyper, t, nw, True, uses)
+    return _update_range(params, grads, state, opt, hyper, t, nw, np.int64(0), params.shape[0],
+                         True, uses)
 
 
 @njit(cache=True, error_model="numpy")
@@ -570,7 +565,9 @@ def train_batches(X, Y, order, batch_size, first, last, sizes, codes, loss_code,
             return total, b - first, 1
         backward_network(params, sizes, codes, loss_code, Yb, m, rows, A_buf, Z_buf, D_buf, grads,
                          threaded, acts)
-        if _refuses_update(checked, params, grads, state, opt, hyper, step, nw, threaded, uses):
+        # ``checked`` None: the check is pruned at compile time (never compiled)
+        if checked is not None and checked and not update_is_finite(
+                params, grads, state, opt, hyper, step, nw, threaded, uses):
             return total, b - first, 2
         total += batch_loss
         apply_update(params, grads, state, opt, hyper, step, nw, threaded, uses)
@@ -601,23 +598,6 @@ def _gather_parallel(X, Y, order, r0, A0, Yb):
     step = 16  # rows per task: disjoint rows of A0 and Yb, so no two threads write one place
     for t in prange((m + step - 1) // step):
         _gather_rows(X, Y, order, r0, t * step, min(m, (t + 1) * step), A0, Yb)
-
-
-def _refuses_update(checked, params, grads, state, opt, hyper, step, nw, threaded, uses):
-    raise NotImplementedError("call from @njit code")
-
-
-@overload(_refuses_update)
-def _refuses_update_impl(checked, params, grads, state, opt, hyper, step, nw, threaded, uses):
-    """``checked`` and the update would be non-finite. For ``checked`` None or left out (the
-    same type test as for ``threaded``) the check is not compiled at all."""
-    if _never_threaded(checked):
-        return lambda checked, params, grads, state, opt, hyper, step, nw, threaded, uses: False
-
-    def impl(checked, params, grads, state, opt, hyper, step, nw, threaded, uses):
-        return checked and not update_is_finite(params, grads, state, opt, hyper, step, nw,
-                                                threaded, uses)
-    return impl
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
