@@ -156,8 +156,6 @@ def _zero(out):
             out[i, j] = 0
 
 
-
-
 @njit(cache=True, inline='always')
 def _nn_packed_panel(a, ais, ars, b, c, P, M, R, N, j0, tall):
     """Column panel ``j0 .. j0 + 2 lanes`` of ``c (M, N) = a-op (M, R) @ b (R, N)``, the
@@ -269,8 +267,6 @@ def _nt_panels_parallel(a, b, c, M, J, K):
     for p in prange((K + W - 1) // W):
         P = stack_scratch(a)  # one per task, on that thread's stack
         _nt_panel(a, b, c, P, M, J, K, p * W)
-
-
 
 
 @njit(cache=True)
