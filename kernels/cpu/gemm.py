@@ -200,25 +200,34 @@ ALIAS_BYTES = 4096
 
 
 @njit(cache=True, inline='always')
-def _tn_packed_block(a, b, c, P, M, R, N, i0, j0):
-    """Rows ``i0 .. i0 + TN_MC`` and columns ``j0 .. j0 + 2 lanes`` of
-    ``c (M, N) = a (R, M).T @ b (R, N)``, both factors' blocks copied into ``P`` per chunk of
-    the reduction (b's panel at offset 0, a's block after it, ``TN_MC`` elements a row)."""
+def _tn_block(a, b, c, P, M, R, N, i0, mc, j0, pack):
+    """Rows ``i0 .. i0 + mc`` and columns ``j0 .. j0 + 2 lanes`` of
+    ``c (M, N) = a (R, M).T @ b (R, N)``, b's panel copied into ``P`` per chunk of the
+    reduction (offset 0, two vectors a row); with ``pack``, a's block too (after it, ``TN_MC``
+    elements a row, chunks of ``TN_KC``), else a is read in place (chunks as long as ``P``
+    allows). Both paths meet in one ``_panel`` call, so the threaded ``A.T @ B`` holds one
+    copy of the register-tile code instead of two (a threaded fit's cold compile)."""
     V = lanes(a)
     W = 2 * V
     rem = N - j0
-    mc = min(TN_MC, M - i0)
+    rows = min(mc, M - i0)
     PA = TN_KC * W
-    for k0 in range(0, R, TN_KC):
-        kc = min(TN_KC, R - k0)
+    KC = TN_KC if pack else SCRATCH // W
+    for k0 in range(0, R, KC):
+        kc = min(KC, R - k0)
         for r in range(kc):
             o = (k0 + r) * N + j0
             vstore(P, r * W, V, vload(b, o, rem))
             vstore(P, r * W + V, V, vload(b, o + V, rem - V))
-            oa = (k0 + r) * M + i0
-            for v in range(0, mc, V):
-                vstore(P, PA + r * TN_MC + v, mc - v, vload(a, oa + v, mc - v))
-        _panel(P, PA, 1, TN_MC, P, 0, W, c, i0 * N + j0, N, mc, kc, rem, k0 > 0, True)
+        if pack:
+            for r in range(kc):
+                oa = (k0 + r) * M + i0
+                for v in range(0, rows, V):
+                    vstore(P, PA + r * TN_MC + v, rows - v, vload(a, oa + v, rows - v))
+            src, a_off, ars = P, PA, TN_MC
+        else:
+            src, a_off, ars = a, k0 * M + i0, M
+        _panel(src, a_off, 1, ars, P, 0, W, c, i0 * N + j0, N, rows, kc, rem, k0 > 0, True)
 
 
 @njit(cache=True, parallel=True)
@@ -235,11 +244,7 @@ def _tn_panels_parallel(a, b, c, M, R, N):
     for t in prange(npan * nblk):
         P = stack_scratch(a)  # one per task, on that thread's stack
         ib = t // npan
-        j0 = (t - ib * npan) * W
-        if pack:
-            _tn_packed_block(a, b, c, P, M, R, N, ib * mc, j0)
-        else:
-            _nn_packed_panel(a, 1, M, b, c, P, M, R, N, j0, True)
+        _tn_block(a, b, c, P, M, R, N, ib * mc, mc, (t - ib * npan) * W, pack)
 
 
 @njit(cache=True, inline='always')
