@@ -101,8 +101,10 @@ class CPUEngine:
         threaded = self._threaded(n)
         K.forward_network(self.params, self.sizes, self.codes, n, n, A_buf, Z_buf, threaded,
                           self._uses)
-        loss = K.loss_sum(K.z_view(Z_buf, self.sizes, n, L, n), K.act_view(A_buf, self.sizes, n, L, n),
-                          Y, self.codes[-1], self.loss_code, self._uses) / n
+        # batch_loss_sum, as the training driver: one compiled loss for fit and evaluation
+        loss = K.batch_loss_sum(K.z_view(Z_buf, self.sizes, n, L, n),
+                                K.act_view(A_buf, self.sizes, n, L, n), Y, self.codes[-1],
+                                self.loss_code, self._uses) / n
         if not with_grads:
             return loss, None
         grads = np.empty(self.n_params, self.dtype)

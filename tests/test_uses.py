@@ -87,6 +87,38 @@ def test_loss_sum_with_uses_matches_all_codes(loss, out):
     assert got > 0
 
 
+@pytest.mark.parametrize("loss, out", [(MSE, IDENTITY), (BINARY_CROSS_ENTROPY, SIGMOID),
+                                       (CROSS_ENTROPY, SOFTMAX)])
+def test_batch_loss_sum_with_uses_matches_float64_reference(loss, out):
+    """The drivers' loss (softmax + cross_entropy from the softmax's own values, other
+    pairings through loss_sum), compiled for the one loss, against a float64 NumPy loss."""
+    rng = np.random.default_rng(loss + 10)
+    Z = rng.standard_normal((8, 4))
+    A = np.empty_like(Z)
+    K.bias_activation(Z.copy(), np.zeros(4), out, A)
+    Y = np.eye(4)[rng.integers(0, 4, 8)] if loss == CROSS_ENTROPY else (
+        (rng.random((8, 4)) < 0.5).astype(np.float64))
+    if loss == MSE:
+        want = ((A - Y) ** 2).sum() / (2 * 4)
+    elif loss == BINARY_CROSS_ENTROPY:
+        want = -(Y * np.log(A) + (1 - Y) * np.log(1 - A)).sum()
+    else:
+        want = -(Y * (Z - np.log(np.exp(Z).sum(1, keepdims=True)))).sum()
+    got = N.batch_loss_sum(Z, A, Y, out, loss, Uses([out], loss))
+    assert got == pytest.approx(want, rel=1e-12)
+
+
+def test_batch_loss_sum_refuses_cross_entropy_without_softmax():
+    """With only cross_entropy in the set, batch_loss_sum compiles no general loss: a
+    non-softmax output (which no network can have with that loss) raises by name."""
+    Z = np.zeros((3, 2))
+    with pytest.raises(ValueError, match="batch_loss_sum: .*softmax"):
+        N.batch_loss_sum(Z, Z, Z, IDENTITY, CROSS_ENTROPY, Uses([IDENTITY], CROSS_ENTROPY))
+    # with every loss compiled, the same call computes loss_sum's value
+    assert N.batch_loss_sum(Z, Z, Z, IDENTITY, CROSS_ENTROPY) == K.loss_sum(
+        Z, Z, Z, IDENTITY, CROSS_ENTROPY)
+
+
 def _fit_inputs(sizes, codes, loss, opt, dtype, seed=0, n=70, batch=16):
     rng = np.random.default_rng(seed)
     sizes = np.array(sizes, np.int64)
