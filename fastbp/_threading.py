@@ -32,6 +32,7 @@ import os
 import threading
 import warnings
 
+import numpy as np
 from numba import config
 
 #: Serialises parallel launches when the layer is not thread-safe (re-entrant).
@@ -141,8 +142,8 @@ def threaded_flag(sizes, rows, dtype):
     product reaches ``gemm.PARALLEL_MIN_MACS`` multiply-adds, else None (the specialisation
     compiled without threaded code)."""
     from .kernels.cpu.gemm import PARALLEL_MIN_MACS
-    s = [int(v) for v in sizes]
-    widest = max(s[l] * s[l + 1] for l in range(len(s) - 1))
+    s = sizes.tolist() if isinstance(sizes, np.ndarray) else [int(v) for v in sizes]
+    widest = max(a * b for a, b in zip(s, s[1:]))
     if rows * widest < PARALLEL_MIN_MACS:  # the cheap test first: small nets never thread
         return None
     return True if products_may_thread() else None

@@ -196,7 +196,8 @@ def _train(net, X, Y, val, epochs, batch_size, opt, shuffle, progress, cbs, chec
                 loss_total, done = partial["loss_total"], partial["done"]
             else:
                 rng_state = net._rng.bit_generator.state
-                order = (net._rng.permutation(n) if shuffle else np.arange(n)).astype(np.int64)
+                order = net._rng.permutation(n) if shuffle else np.arange(n)
+                order = order.astype(np.int64, copy=False)  # already int64 on 64-bit: no copy
                 loss_total, done = 0.0, 0
             hyper = opt.hyper(epoch, epochs)
             while done < n_batches:

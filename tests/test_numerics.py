@@ -216,7 +216,14 @@ def test_all_finite_finds_every_non_finite_value(dtype, shape):
     assert all_finite(a)
     flat = a.reshape(-1)
     for pos in {0, flat.size - 1, int(rng.integers(flat.size))}:
-        for bad in (np.nan, np.inf, -np.inf):
+        for bad in (np.nan, -np.nan, np.inf, -np.inf):
             b = a.copy()
             b.reshape(-1)[pos] = bad
             assert all_finite(b) == bool(np.isfinite(b).all()) is False
+        # the scan compares bit patterns: the finite extremes right below the infinities'
+        # pattern, a subnormal and a negative zero must still pass
+        info = np.finfo(dtype)
+        for edge in (info.max, -info.max, info.smallest_subnormal, -0.0):
+            b = a.copy()
+            b.reshape(-1)[pos] = edge
+            assert all_finite(b) is True
