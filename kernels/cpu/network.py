@@ -28,6 +28,7 @@ from numba.extending import overload
 
 from ..activations import ADAM, BINARY_CROSS_ENTROPY, CROSS_ENTROPY, MSE, SGD, SOFTMAX
 from .backward import hidden_delta, loss_sum, output_delta
+from .bounds import max_abs, state_bounds, step_bounds
 from .forward import forward
 from .gradients import weight_gradients
 from .gemm import _never_threaded
@@ -548,9 +549,10 @@ def train_batches(X, Y, order, batch_size, first, last, sizes, codes, loss_code,
         default, compiles no threaded code). The engine passes True only where that is safe
         (``fastbp/_threading.py``) and some product is large enough to split.
     checked : bool or None
-        True: check each update with ``update_is_finite`` before writing it (status 2), so
-        the parameters stay finite without a recovery copy. None (the default) compiles no
-        check.
+        True: prove each update finite before writing it, so the parameters stay finite
+        without a recovery copy: from magnitude bounds where they suffice (``bounds.py``:
+        one read of the gradients), else with ``update_is_finite`` (status 2 when it fails).
+        None (the default) compiles no check.
     uses : Uses or None
         Compile only the activations, loss and optimizer it includes (``uses.py``: a first
         epoch's cold compile about 2.5 s shorter); None (the default): all of them.
@@ -566,6 +568,15 @@ def train_batches(X, Y, order, batch_size, first, last, sizes, codes, loss_code,
     nw = n_weights(sizes)
     total = 0.0
     acts = without_optimizer(uses)  # the layers' kernels: shared with inference
+    # Checked updates: bounds of the largest parameter and state magnitudes, measured once
+    # here and carried forward by each step's own bound (bounds.py), so that most steps are
+    # proven finite from one read of the gradients instead of the exact check's recomputation
+    # (measured per call: user code between calls may have changed the parameters).
+    P = S0 = S1 = P2 = S02 = S12 = 0.0
+    bounded = checked is not None and checked  # False: the exact check only
+    fresh = True  # the bounds were just measured
+    if checked is not None and checked:
+        P, S0, S1 = state_bounds(params, state)
     for b in range(first, last):
         r0 = b * batch_size
         m = min(n, r0 + batch_size) - r0
@@ -586,12 +597,36 @@ def train_batches(X, Y, order, batch_size, first, last, sizes, codes, loss_code,
         backward_network(params, sizes, codes, loss_code, Yb, m, rows, A_buf, Z_buf, D_buf, grads,
                          threaded, acts)
         # ``checked`` None: the check is pruned at compile time (never compiled)
-        if checked is not None and checked and not update_is_finite(
-                params, grads, state, opt, hyper, step, nw, threaded, uses):
-            return total, b - first, 2
+        proven = False
+        if checked is not None and checked:
+            if bounded:
+                proven, P2, S02, S12 = _proven_finite(params, grads, opt, hyper, step, P, S0,
+                                                      S1)
+            if not proven and not update_is_finite(params, grads, state, opt, hyper, step, nw,
+                                                   threaded, uses):
+                return total, b - first, 2
         total += batch_loss
         apply_update(params, grads, state, opt, hyper, step, nw, threaded, uses)
+        if checked is not None and checked and bounded:
+            if proven:
+                P, S0, S1 = P2, S02, S12
+                fresh = False
+            elif fresh:  # even just-measured bounds prove nothing: the exact check from here
+                bounded = False
+            else:  # carried bounds grew too loose: measure them again
+                P, S0, S1 = state_bounds(params, state)
+                fresh = True
     return total, last - first, 0
+
+
+@njit(cache=True, error_model="numpy")
+def _proven_finite(params, grads, opt, hyper, step, P, S0, S1):
+    """``bounds.step_bounds`` for ``apply_update``'s next step: (proven, P', S0', S1')."""
+    wd = hyper[WEIGHT_DECAY]
+    t = step[0] + 1 if opt == ADAM else step[0]
+    return step_bounds(params, P, S0, S1, max_abs(grads), opt, hyper[LR], hyper[MOMENTUM],
+                       hyper[NESTEROV] != 0.0, wd, wd * hyper[BIAS_DECAY], hyper[BETA1],
+                       hyper[BETA2], hyper[EPS], hyper[DECOUPLED] != 0.0, t)
 
 
 @njit(cache=True, error_model="numpy", inline='always')
