@@ -1,5 +1,9 @@
 """Magnitude bounds that prove an optimizer step finite without computing it twice.
 
+(The kernels here are ``inline='always'``: typed into the training driver rather than
+compiled and linked on their own, a shorter cold start of a checked fit; called from Python
+they still compile on their own.)
+
 The checked training loop (``network.train_batches`` with ``checked``) never writes a NaN or
 an Inf. Its exact test, ``update_is_finite``, computes the whole step once more before the
 real one: it reads the parameters, the gradients and the optimizer state, as long as the
@@ -57,7 +61,7 @@ def _limit_impl(a):
     return lambda a: value
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline='always')
 def max_abs(flat):
     """max |flat| of a 1-D float32/float64 array as a float64: inf when any entry is NaN or
     Inf, 0 when empty. One vectorised integer maximum over the bits without the sign (for
@@ -79,7 +83,7 @@ def max_abs(flat):
     return value if value <= np.finfo(np.float64).max else math.inf  # NaN patterns: inf
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline='always')
 def state_bounds(params, state):
     """(max |params|, max |state[0]|, max |state[1]|) as float64 (0 for a missing row; inf
     where an entry is not finite): the starting bounds of ``step_bounds``.
@@ -101,7 +105,7 @@ def state_bounds(params, state):
     return max_abs(params), s0, s1
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline='always')
 def step_bounds(params, P, S0, S1, G, opt, lr, momentum, nesterov, decay_w, decay_b, beta1,
                 beta2, eps, decoupled, t):
     """Whether one step of ``updates.sgd_range`` / ``adam_range`` (the formulas of

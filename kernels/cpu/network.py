@@ -619,7 +619,7 @@ def train_batches(X, Y, order, batch_size, first, last, sizes, codes, loss_code,
     return total, last - first, 0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline='always')
 def _proven_finite(params, grads, opt, hyper, step, P, S0, S1):
     """``bounds.step_bounds`` for ``apply_update``'s next step: (proven, P', S0', S1')."""
     wd = hyper[WEIGHT_DECAY]
