@@ -263,3 +263,23 @@ def test_update_is_finite_predicts_apply_update(dtype, opt, poison, threaded):
             K.apply_update(p2, before[1], s2, code, hyper, step2, nw)
             np.testing.assert_array_equal(p, p2)
             np.testing.assert_array_equal(state, s2)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(0, 5), (1, 1), (7, 10), (8, 64), (9, 65), (33, 130),
+                                   (32, 128)])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_bias_sums_add_rows_in_order(dtype, shape, order):
+    """The bias gradient (``weight_gradients``' db, summed in registers over blocks of rows
+    and column vectors) equals adding the rows one after another, bit for bit: the result
+    does not depend on the blocking. Fortran-ordered deltas take the plain loop."""
+    from fastbp.kernels.cpu.gradients import bias_sums
+    rng = np.random.default_rng(shape[0] * 1000 + shape[1])
+    delta = np.asarray(rng.standard_normal(shape) * 10.0 ** rng.integers(-3, 4, shape),
+                       dtype=dtype, order=order)
+    want = np.zeros(shape[1], dtype)
+    for row in delta:
+        want += row
+    db = np.full(shape[1], np.nan, dtype)
+    njit(lambda d, b: bias_sums(d, b))(delta, db)
+    np.testing.assert_array_equal(db, want)
