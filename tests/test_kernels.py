@@ -283,3 +283,53 @@ def test_bias_sums_add_rows_in_order(dtype, shape, order):
     db = np.full(shape[1], np.nan, dtype)
     njit(lambda d, b: bias_sums(d, b))(delta, db)
     np.testing.assert_array_equal(db, want)
+
+
+def _table_loops(name):
+    """Loops over the scalar table's own functions (kernels/cpu/scalar.py), storing each
+    float64-or-dtype result into the arrays as the generic kernel loop does."""
+    from fastbp.kernels.cpu import scalar
+    f, g = getattr(scalar, name), getattr(scalar, name + "_grad")
+
+    @njit
+    def forward(Z, b, A):
+        for i in range(Z.shape[0]):
+            for j in range(Z.shape[1]):
+                Z[i, j] += b[j]
+                A[i, j] = f(Z[i, j])
+
+    @njit
+    def grad(Z, A, D):
+        for i in range(D.shape[0]):
+            for j in range(D.shape[1]):
+                D[i, j] *= g(Z[i, j], A[i, j])
+    return forward, grad
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("act", [a for a in ACTIVATION_CODES if a != "softmax"])
+def test_activation_loops_give_the_tables_bits(act, dtype):
+    """bias_activation and mul_activation_grad_2d give exactly the values of the scalar
+    table's f and f' (the one definition CPU and GPU compile), bit for bit, extremes
+    included (inf, -inf, NaN, -0.0 in Z; inf, -inf in D). ReLU has loops of its own in the
+    arrays' dtype (activation.py), which this holds to the table."""
+    code = ACTIVATION_CODES[act]
+    rng = np.random.default_rng(zlib.crc32(f"{act}{dtype}".encode()))
+    Z0 = (rng.standard_normal((9, 37)) * 4).astype(dtype)
+    Z0[0, :4] = [np.inf, -np.inf, np.nan, -0.0]
+    b = rng.standard_normal(37).astype(dtype)
+    b[:4] = 0
+    D0 = rng.standard_normal((9, 37)).astype(dtype)
+    D0[1, :2] = [np.inf, -np.inf]
+    forward, grad = _table_loops(act)
+    Zk, Ak = Z0.copy(), np.empty_like(Z0)
+    Zt, At = Z0.copy(), np.empty_like(Z0)
+    with np.errstate(all="ignore"):
+        K.bias_activation(Zk, b, code, Ak)
+        forward(Zt, b, At)
+        Dk, Dt = D0.copy(), D0.copy()
+        from fastbp.kernels.cpu.activation import mul_activation_grad_2d
+        mul_activation_grad_2d(Zk, Ak, code, Dk)
+        grad(Zt, At, Dt)
+    for got, want in ((Zk, Zt), (Ak, At), (Dk, Dt)):
+        assert np.array_equal(got.view(np.uint8), want.view(np.uint8))

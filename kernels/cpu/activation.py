@@ -221,18 +221,34 @@ def _generate(name, head, branches, codes, kernel):
     return namespace[name]
 
 
+# ReLU, the common hidden activation, also has loops of its own below. The table's ``relu`` and
+# ``relu_grad`` return float64 constants (``0.0``, ``1.0``), so through the table a float32
+# loop converts every element to float64 and back, at half the vector width. These loops give
+# the same values in the arrays' dtype: ``z if z > 0 else 0`` is what storing the table's
+# float64 result gives, and ``d if z > 0 else d * 0`` is ``d * relu_grad`` exactly (d * 1 is
+# d; d * 0 keeps its sign, and inf or NaN give NaN) -- tests/test_kernels.py compares them bit
+# for bit with loops over the table's functions. Float32 32x128, one process: the delta's
+# product 0.35 -> 0.09 us, bias + ReLU (now one pass) 0.27 -> 0.19 us.
+_RELU_FORWARD = ("zero = Z.dtype.type(0)\n"
+                 "for i in range(n):\n    for j in range(m):\n"
+                 "        z = Z[i, j] + b[j]\n        Z[i, j] = z\n"
+                 "        A[i, j] = z if z > 0 else zero")
+_RELU_GRAD = ("zero = D.dtype.type(0)\n"
+              "for i in range(n):\n    for j in range(m):\n"
+              "        d = D[i, j]\n        D[i, j] = d if Z[i, j] > 0 else d * zero")
+
+
 def _bias_activation_body(codes):
-    loop = ("for i in range(n):\n    for j in range(m):\n        A[i, j] = {f}(Z[i, j])")
+    loop = ("for i in range(n):\n    for j in range(m):\n        Z[i, j] += b[j]\n"
+            "for i in range(n):\n    for j in range(m):\n        A[i, j] = {f}(Z[i, j])")
     branches = {c: loop.format(f=f) for c, f in _FORWARD.items()}
+    branches[RELU] = _RELU_FORWARD
     head = ("def body(Z, b, code, A, uses):\n"
-            "    n, m = Z.shape\n")
+            "    n, m = Z.shape")
     if SOFTMAX in codes:
-        head += ("    if code == SOFTMAX:\n"
+        head += ("\n    if code == SOFTMAX:\n"
                  "        _softmax_rows(Z, b, A)\n"
-                 "        return\n")
-    head += ("    for i in range(n):\n"
-             "        for j in range(m):\n"
-             "            Z[i, j] += b[j]")
+                 "        return")
     return _generate("body", head, branches, codes, "bias_activation")
 
 
@@ -240,6 +256,7 @@ def _grad_body(codes):
     loop = ("for i in range(n):\n    for j in range(m):\n"
             "        D[i, j] *= {g}(Z[i, j], A[i, j])")
     branches = {c: loop.format(g=g) for c, g in _GRAD.items()}
+    branches[RELU] = _RELU_GRAD
     branches[IDENTITY] = "pass  # f' = 1"
     head = ("def body(Z, A, code, D, uses):\n"
             "    n, m = D.shape")
