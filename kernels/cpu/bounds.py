@@ -27,6 +27,7 @@ from numba.extending import intrinsic, overload
 from ..activations import SGD
 from .checks import _magnitude_bits
 
+
 @intrinsic
 def _float_from_bits(typingctx, bits):
     """The float32/float64 whose bits are the int32/int64 ``bits`` (a bitcast)."""
