@@ -9,8 +9,9 @@ from numba.extending import intrinsic, overload
 @intrinsic
 def _magnitude_bits(typingctx, x):
     """The bits of a float32/float64 without its sign, as a non-negative int32/int64 (a
-    bitcast and a mask: vectorises). Infinities and NaNs are exactly the values at or above
-    ``_NONFINITE_BITS`` of their width (every exponent bit set)."""
+    bitcast and a mask: vectorises). For finite values their order is the order of the
+    magnitudes; infinities and NaNs are exactly the patterns at or above every exponent bit
+    set (0x7F800000, 0x7FF0000000000000)."""
     if x not in (types.float32, types.float64):
         return None
     width = 32 if x == types.float32 else 64
@@ -22,6 +23,16 @@ def _magnitude_bits(typingctx, x):
     return ity(x), codegen
 
 
+@njit(cache=True, error_model="numpy", inline='always')
+def top_magnitude_bits(flat):
+    """The largest ``_magnitude_bits`` over the 1-D float32/float64 array ``flat`` (0 when
+    empty): one vectorised integer maximum, used by ``all_finite`` and ``bounds.max_abs``."""
+    top = _magnitude_bits(flat.dtype.type(0))  # typed as the bits: one wide max
+    for k in range(flat.shape[0]):
+        top = max(top, _magnitude_bits(flat[k]))
+    return top
+
+
 def _finite(flat):
     """Whether every entry of the 1-D contiguous array ``flat`` is finite."""
 
@@ -30,13 +41,7 @@ def _finite(flat):
 def _finite_impl(flat):
     if flat.dtype in (types.float32, types.float64):
         limit = 0x7F800000 if flat.dtype == types.float32 else 0x7FF0000000000000
-
-        def impl(flat):
-            top = _magnitude_bits(flat.dtype.type(0))  # typed as the bits: one wide max
-            for k in range(flat.shape[0]):
-                top = max(top, _magnitude_bits(flat[k]))
-            return top < limit
-        return impl
+        return lambda flat: top_magnitude_bits(flat) < limit
 
     def impl(flat):
         bad = 0
