@@ -45,8 +45,8 @@ def _hyper(opt, lr, wd, bias_decay=1.0):
 def _bounds_of(p, g, state, opt, hyper, step, nw):
     """``train_batches``' bound for the next ``apply_update``."""
     P, S0, S1 = state_bounds(p, state)
-    return K._proven_finite(p, g, ADAM if opt.startswith("adam") else SGD, hyper, step, P,
-                            S0, S1)
+    return K._proven_finite(p, max_abs(g), ADAM if opt.startswith("adam") else SGD, hyper,
+                            step, P, S0, S1)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -117,7 +117,7 @@ def test_bounds_carried_over_many_steps_stay_usable(opt):
     P, S0, S1 = state_bounds(p, state)
     for _ in range(3000):
         g = rng.standard_normal(n).astype(np.float32)
-        proven, P, S0, S1 = K._proven_finite(p, g, code, hyper, step, P, S0, S1)
+        proven, P, S0, S1 = K._proven_finite(p, max_abs(g), code, hyper, step, P, S0, S1)
         assert proven
         K.apply_update(p, g, state, code, hyper, step, nw)
         assert float(np.abs(p).max()) <= P

@@ -30,8 +30,10 @@ from ..activations import ADAM, BINARY_CROSS_ENTROPY, CROSS_ENTROPY, MSE, SGD, S
 from .backward import hidden_delta, loss_sum, output_delta
 from .bounds import max_abs, state_bounds, step_bounds
 from .forward import forward
-from .gradients import weight_gradients
-from .gemm import _never_threaded
+from .gradient_step import ADAM_MODE, PLAIN, fuses, gradient_bound, weight_gradient_step
+from .gradient_step import MOMENTUM as MOMENTUM_MODE, NESTEROV as NESTEROV_MODE
+from .gradients import bias_sums, weight_gradients
+from .gemm import _never_threaded, matmul_tn
 from .updates import adam_range, adam_range_finite, sgd_range, sgd_range_finite
 from .uses import has_optimizer, uses_loss, uses_optimizer, without_optimizer
 from .views import borrowed_1d, borrowed_2d, borrowed_flat
@@ -594,19 +596,35 @@ def train_batches(X, Y, order, batch_size, first, last, sizes, codes, loss_code,
                                     acts)
         if not math.isfinite(batch_loss):
             return total, b - first, 1
-        backward_network(params, sizes, codes, loss_code, Yb, m, rows, A_buf, Z_buf, D_buf, grads,
-                         threaded, acts)
         # ``checked`` None: the check is pruned at compile time (never compiled)
         proven = False
-        if checked is not None and checked:
+        fused = False
+        if checked is not None and checked and bounded and _fuses_any(m, sizes, params,
+                                                                      threaded):
+            # fused steps (gradient_step.py): the gradients of the large layers never reach memory,
+            # so the step is proven from a bound of them computed from their factors
+            G = _deltas_and_gradients(params, sizes, codes, loss_code, Yb, m, rows, A_buf,
+                                      Z_buf, D_buf, grads, threaded, acts)
+            fused, P2, S02, S12 = _proven_finite(params, G, opt, hyper, step, P, S0, S1)
+            proven = fused
+            if not fused:  # the gradients the fused layers left out, for the checks below
+                _fused_layers_gradients(sizes, m, rows, A_buf, Z_buf, grads, threaded)
+        else:
+            backward_network(params, sizes, codes, loss_code, Yb, m, rows, A_buf, Z_buf,
+                             D_buf, grads, threaded, acts)
+        if checked is not None and checked and not fused:
             if bounded:
-                proven, P2, S02, S12 = _proven_finite(params, grads, opt, hyper, step, P, S0,
-                                                      S1)
+                proven, P2, S02, S12 = _proven_finite(params, max_abs(grads), opt, hyper, step,
+                                                      P, S0, S1)
             if not proven and not update_is_finite(params, grads, state, opt, hyper, step, nw,
                                                    threaded, uses):
                 return total, b - first, 2
         total += batch_loss
-        apply_update(params, grads, state, opt, hyper, step, nw, threaded, uses)
+        if checked is not None and checked and fused:
+            _fused_update(params, grads, state, opt, hyper, step, nw, sizes, m, rows, A_buf,
+                          Z_buf, D_buf, threaded, uses)
+        else:
+            apply_update(params, grads, state, opt, hyper, step, nw, threaded, uses)
         if checked is not None and checked and bounded:
             if proven:
                 P, S0, S1 = P2, S02, S12
@@ -620,13 +638,114 @@ def train_batches(X, Y, order, batch_size, first, last, sizes, codes, loss_code,
 
 
 @njit(cache=True, error_model="numpy", inline='always')
-def _proven_finite(params, grads, opt, hyper, step, P, S0, S1):
-    """``bounds.step_bounds`` for ``apply_update``'s next step: (proven, P', S0', S1')."""
+def _proven_finite(params, G, opt, hyper, step, P, S0, S1):
+    """``bounds.step_bounds`` for ``apply_update``'s next step with gradients of magnitude at
+    most ``G``: (proven, P', S0', S1')."""
     wd = hyper[WEIGHT_DECAY]
     t = step[0] + 1 if opt == ADAM else step[0]
-    return step_bounds(params, P, S0, S1, max_abs(grads), opt, hyper[LR], hyper[MOMENTUM],
+    return step_bounds(params, P, S0, S1, G, opt, hyper[LR], hyper[MOMENTUM],
                        hyper[NESTEROV] != 0.0, wd, wd * hyper[BIAS_DECAY], hyper[BETA1],
                        hyper[BETA2], hyper[EPS], hyper[DECOUPLED] != 0.0, t)
+
+
+@njit(cache=True, error_model="numpy", inline='always')
+def _fuses_any(m, sizes, params, threaded):
+    for l in range(sizes.shape[0] - 1):
+        if fuses(m, sizes[l], sizes[l + 1], params, threaded):
+            return True
+    return False
+
+
+@njit(cache=True, error_model="numpy")
+def _deltas_and_gradients(params, sizes, codes, loss_code, Y, m, rows, A_buf, Z_buf, D_buf,
+                          grads, threaded=None, uses=None):
+    """``backward_network`` for fused steps: every layer's delta, each fused layer's
+    (``gradient_step.fuses``) kept in its Z slot for ``_fused_update`` (Z is spent by then); the
+    gradients of the other layers and of every bias into ``grads``. Returns an upper bound
+    of every gradient's magnitude: exact for those in ``grads``, ``gradient_step.gradient_bound``
+    for the fused layers' (inf or NaN when something is not finite)."""
+    L = sizes.shape[0] - 1
+    K = sizes[L]
+    scale = 1.0 / (m * K) if loss_code == MSE else 1.0 / m
+    delta = _delta(D_buf, 0, m, K)
+    output_delta(_z(Z_buf, sizes, rows, L, m), _act(A_buf, sizes, rows, L, m), Y,
+                 codes[L - 1], loss_code, scale, delta, uses)
+    G = 0.0
+    for l in range(L - 1, -1, -1):
+        A = _act(A_buf, sizes, rows, l, m)
+        fuse = fuses(m, sizes[l], sizes[l + 1], params, threaded)
+        if fuse:
+            db = _b(grads, sizes, l)
+            bias_sums(delta, db)
+            g = max(gradient_bound(A, delta), max_abs(db))
+        else:
+            weight_gradients(A, delta, _w(grads, sizes, l), _b(grads, sizes, l), threaded)
+            g = max(max_abs(borrowed_flat(_w(grads, sizes, l))), max_abs(_b(grads, sizes, l)))
+        if not g <= G:  # NaN sticks: it must fail the proof
+            G = g
+        if fuse:
+            _copy(delta, _z(Z_buf, sizes, rows, l + 1, m))
+        if l > 0:
+            prev = _delta(D_buf, (L - l) % 2, m, sizes[l])
+            hidden_delta(delta, _w(params, sizes, l), _z(Z_buf, sizes, rows, l, m), A,
+                         codes[l - 1], prev, threaded, uses)
+            delta = prev
+    return G
+
+
+@njit(cache=True, error_model="numpy", inline='always')
+def _copy(src, dst):
+    s, d = borrowed_flat(src), borrowed_flat(dst)
+    for k in range(s.shape[0]):
+        d[k] = s[k]
+
+
+@njit(cache=True, error_model="numpy")
+def _fused_layers_gradients(sizes, m, rows, A_buf, Z_buf, grads, threaded=None):
+    """The weight gradients ``_deltas_and_gradients`` left to the fused step, into
+    ``grads`` (when the step is not proven and falls back to the checks on ``grads``)."""
+    for l in range(sizes.shape[0] - 1):
+        if fuses(m, sizes[l], sizes[l + 1], grads, threaded):
+            matmul_tn(_act(A_buf, sizes, rows, l, m), _z(Z_buf, sizes, rows, l + 1, m),
+                      _w(grads, sizes, l), threaded)
+
+
+@njit(cache=True, error_model="numpy")
+def _fused_update(params, grads, state, opt, hyper, step, nw, sizes, m, rows, A_buf, Z_buf,
+                  D_buf, threaded=None, uses=None):
+    """``apply_update`` after ``_deltas_and_gradients``: the fused layers through
+    ``gradient_step.weight_gradient_step``, the other weights and the biases from ``grads``."""
+    if opt != SGD and opt != ADAM:
+        raise ValueError("apply_update: unknown optimizer code")
+    if not has_optimizer(uses, opt):
+        raise ValueError("apply_update: optimizer code not in uses")
+    if opt == ADAM:
+        step[0] += 1
+        mode = ADAM_MODE
+    elif hyper[MOMENTUM] == 0.0:
+        mode = PLAIN
+    elif hyper[NESTEROV] != 0.0:
+        mode = NESTEROV_MODE
+    else:
+        mode = MOMENTUM_MODE
+    t = step[0]
+    s0 = state[0] if state.shape[0] > 0 else params  # unused without state
+    s1 = state[1] if state.shape[0] > 1 else params
+    work = D_buf[0]  # the deltas are all in their Z slots now
+    lo = 0
+    for l in range(sizes.shape[0] - 1):
+        hi = lo + sizes[l] * sizes[l + 1]
+        if fuses(m, sizes[l], sizes[l + 1], params, threaded):
+            weight_gradient_step(_act(A_buf, sizes, rows, l, m),
+                                 _z(Z_buf, sizes, rows, l + 1, m), _w(params, sizes, l),
+                                 _w(s0, sizes, l), _w(s1, sizes, l), mode, hyper[LR],
+                                 hyper[MOMENTUM], hyper[WEIGHT_DECAY], hyper[BETA1],
+                                 hyper[BETA2], hyper[EPS], hyper[DECOUPLED] != 0.0, t, work,
+                                 threaded)
+        else:
+            _update_range(params, grads, state, opt, hyper, t, nw, lo, hi, None, uses)
+        lo = hi
+    _update_range(params, grads, state, opt, hyper, t, nw, nw, params.shape[0], None, uses)
 
 
 @njit(cache=True, error_model="numpy", inline='always')

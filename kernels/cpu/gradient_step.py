@@ -8,15 +8,17 @@ until the optimizer has applied it, so only the parameters and the optimizer sta
 The tiles, blocks and reduction chunks are ``gemm``'s threaded ``A.T @ B`` (``_tn_block``)
 and the element formulas ``updates``' (``_sgd_*``, ``_adam``), so the result is bit for bit
 that of ``matmul_tn(..., threaded=True)`` followed by ``sgd_range`` / ``adam_range``
-(tests/test_fused.py).
+(tests/test_gradient_step.py).
 
 Nothing is checked here: the caller proves the step finite first (``bounds.py``, from
 ``gradient_bound``: the gradient itself never exists in memory to be measured).
 """
+import math
+
 from numba import njit, prange
 
 from .bounds import max_abs
-from .gemm import ALIAS_BYTES, TN_KC, _panel
+from .gemm import ALIAS_BYTES, PARALLEL_MIN_MACS, TN_KC, _blas_wins, _panel
 from .simd import SCRATCH, lanes, stack_scratch, vload, vstore
 from .updates import _adam, _adam_scalars, _as_dtype_of, _sgd_momentum, _sgd_nesterov, \
     _sgd_plain
@@ -192,13 +194,28 @@ def gradient_bound(A_prev, delta):
     """An upper bound of ``max |A_prev.T @ delta|`` as float64 without the product:
     ``sum_r max_i |A_prev[r, i]| * max_j |delta[r, j]|``, widened by the rounding of a sum of
     ``n`` products, so no stored value of the product exceeds it. inf when an input is not
-    finite (``bounds.max_abs``). A_prev (n, n_in), delta (n, n_out), C-contiguous."""
+    finite. A_prev (n, n_in), delta (n, n_out), C-contiguous."""
     R, M = A_prev.shape
     N = delta.shape[1]
     a, d = borrowed_flat(A_prev), borrowed_flat(delta)
     total = 0.0
     for r in range(R):
-        total += max_abs(borrowed_1d(a, r * M, M)) * max_abs(borrowed_1d(d, r * N, N))
+        am, dm = max_abs(borrowed_1d(a, r * M, M)), max_abs(borrowed_1d(d, r * N, N))
+        if am == math.inf or dm == math.inf:  # (inf * 0 would give NaN, which max() drops)
+            return math.inf
+        total += am * dm
     # each of the n rounded multiply-adds (float32 unit 2^-24) grows the sum by at most a
     # factor 1 + 2^-23, and (1 + 2^-23)^n <= 1 + n 2^-22 for n below 2^21
     return total * (1.0 + R * 2.0 ** -22)
+
+
+@njit(cache=True, error_model="numpy", inline='always')
+def fuses(R, M, N, like, threaded):
+    """Whether the training driver fuses a layer's gradient into its step: where its
+    ``A.T @ B`` (R rows, M x N output) would be ``gemm``'s own threaded product, whose
+    rounding ``weight_gradient_step`` reproduces (BLAS's and the one-thread path's chunks
+    differ). ``like``: an array of the parameters' dtype."""
+    if threaded is None or not threaded:
+        return False
+    macs = R * M * N
+    return macs >= PARALLEL_MIN_MACS and not _blas_wins(macs, like, threaded)
