@@ -17,8 +17,10 @@ DTYPES = [np.float32, np.float64]
 MODES = [PLAIN, MOMENTUM, NESTEROV, ADAM_MODE]
 # (batch rows, n_in, n_out): one block and several; n_out not a multiple of a vector; rows
 # of A a multiple of 4 KiB apart (float32 1024: the packed reduction chunks of 48 rows)
-# with a batch of several chunks; more batch rows than the unpacked chunk (256 float32)
-SHAPES = [(5, 8, 16), (7, 50, 37), (32, 130, 1030), (100, 1024, 40), (300, 24, 70)]
+# with a batch of several chunks; more batch rows than the unpacked chunk (256 float32);
+# a large batch and delta, which takes the tall blocks (``TALL_TASK_ROWS``), rows to spare
+SHAPES = [(5, 8, 16), (7, 50, 37), (32, 130, 1030), (100, 1024, 40), (300, 24, 70),
+          (260, 45, 530)]
 
 
 def _reference(A, D, W, S0, S1, mode, decoupled):
