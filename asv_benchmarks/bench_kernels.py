@@ -9,6 +9,7 @@ import numpy as np
 from fastbp.kernels import (adam_range, adam_update, forward, hidden_delta, output_delta,
                             sgd_range, sgd_update, weight_gradients)
 from fastbp.kernels.activations import CROSS_ENTROPY, RELU, SOFTMAX
+from fastbp.kernels.cpu.gradient_step import MOMENTUM, weight_gradient_step
 
 from .common import WORKLOADS, n_weights
 
@@ -97,6 +98,34 @@ class WeightGradients:
 
     def time_weight_gradients(self, shape, dtype):
         weight_gradients(self.A_prev, self.delta, self.dW, self.db)
+
+
+class WeightGradientStep:
+    """A layer's weight gradient and SGD-with-momentum step: fused (``weight_gradient_step``:
+    the gradient never stored, as checked training runs large layers) against the separate
+    product and update, both on Numba's threads."""
+    params = (list(LAYERS), DTYPES)
+    param_names = ["shape", "dtype"]
+
+    def setup(self, shape, dtype):
+        self.A_prev, self.W, _, _, _ = _layer(shape, dtype)
+        batch, n_in, n_out = LAYERS[shape]
+        rng = np.random.default_rng(5)
+        self.delta = (rng.standard_normal((batch, n_out)) * 1e-3).astype(dtype)
+        self.V = np.zeros_like(self.W)
+        self.dW = np.empty_like(self.W)
+        self.db = np.empty(n_out, dtype)
+        self.work = np.empty(batch * n_out, dtype)
+        self.time_fused(shape, dtype)
+        self.time_separate(shape, dtype)
+
+    def time_fused(self, shape, dtype):
+        weight_gradient_step(self.A_prev, self.delta, self.W, self.V, self.V, MOMENTUM, 1e-6,
+                             0.9, 0.0, 0.9, 0.999, 1e-8, False, 1, self.work, True)
+
+    def time_separate(self, shape, dtype):
+        weight_gradients(self.A_prev, self.delta, self.dW, self.db, True)
+        sgd_update(self.W.ravel(), self.dW.ravel(), self.V.ravel(), 1e-6, 0.9, False, 0.0)
 
 
 class Updates:

@@ -16,10 +16,14 @@ Nothing is checked here: the caller proves the step finite first (``bounds.py``,
 import math
 
 from numba import njit, prange
+from numba.extending import overload
+
+from ..activations import ADAM, SGD
 
 from .bounds import max_abs
 from .gemm import ALIAS_BYTES, PARALLEL_MIN_MACS, TN_KC, _blas_wins, _panel
 from .simd import SCRATCH, lanes, stack_scratch, vload, vstore
+from .uses import uses_optimizer
 from .updates import _adam, _adam_scalars, _as_dtype_of, _sgd_momentum, _sgd_nesterov, \
     _sgd_plain
 from .views import borrowed_1d, borrowed_flat
@@ -28,32 +32,43 @@ from .views import borrowed_1d, borrowed_flat
 PLAIN, MOMENTUM, NESTEROV, ADAM_MODE = range(4)
 
 
-@njit(cache=True, error_model="numpy", inline='always')
 def _apply_rows(p, s0, s1, G, rows, cols, ldg, o, ld, mode, x0, x1, x2, x3, x4, x5, x6, x7,
-                x8):
+                x8, uses):
     """The optimizer step on ``rows`` x ``cols`` parameters starting at flat offset ``o``
     (row stride ``ld``), gradients from ``G`` (row stride ``ldg``). ``x0..x8``: the mode's
-    scalars in the parameters' dtype (``_scalars``)."""
-    for i in range(rows):
-        pr = borrowed_1d(p, o + i * ld, cols)
-        g = borrowed_1d(G, i * ldg, cols)
-        if mode == PLAIN:
-            for k in range(cols):
-                pr[k] = _sgd_plain(pr[k], g[k], x0, x2)
-        elif mode == MOMENTUM:
-            v = borrowed_1d(s0, o + i * ld, cols)
-            for k in range(cols):
-                pr[k], v[k] = _sgd_momentum(pr[k], g[k], v[k], x0, x1, x2)
-        elif mode == NESTEROV:
-            v = borrowed_1d(s0, o + i * ld, cols)
-            for k in range(cols):
-                pr[k], v[k] = _sgd_nesterov(pr[k], g[k], v[k], x0, x1, x2)
-        else:
-            m = borrowed_1d(s0, o + i * ld, cols)
-            v = borrowed_1d(s1, o + i * ld, cols)
-            for k in range(cols):
-                pr[k], m[k], v[k] = _adam(pr[k], g[k], m[k], v[k], x0, x1, x2, x3, x4, x5,
-                                          x6, x7, x8)
+    scalars in the parameters' dtype (``_scalars``). ``uses`` (``uses.py``): compile only
+    its optimizer's modes."""
+    raise NotImplementedError("call from @njit code")
+
+
+@overload(_apply_rows, inline="always", jit_options={"cache": True, "error_model": "numpy"})
+def _apply_rows_impl(p, s0, s1, G, rows, cols, ldg, o, ld, mode, x0, x1, x2, x3, x4, x5, x6,
+                     x7, x8, uses):
+    sgd, adam = uses_optimizer(uses, SGD), uses_optimizer(uses, ADAM)
+
+    def impl(p, s0, s1, G, rows, cols, ldg, o, ld, mode, x0, x1, x2, x3, x4, x5, x6, x7, x8,
+             uses):
+        for i in range(rows):
+            pr = borrowed_1d(p, o + i * ld, cols)
+            g = borrowed_1d(G, i * ldg, cols)
+            if sgd and mode == PLAIN:
+                for k in range(cols):
+                    pr[k] = _sgd_plain(pr[k], g[k], x0, x2)
+            elif sgd and mode == MOMENTUM:
+                v = borrowed_1d(s0, o + i * ld, cols)
+                for k in range(cols):
+                    pr[k], v[k] = _sgd_momentum(pr[k], g[k], v[k], x0, x1, x2)
+            elif sgd and mode == NESTEROV:
+                v = borrowed_1d(s0, o + i * ld, cols)
+                for k in range(cols):
+                    pr[k], v[k] = _sgd_nesterov(pr[k], g[k], v[k], x0, x1, x2)
+            elif adam and mode == ADAM_MODE:
+                m = borrowed_1d(s0, o + i * ld, cols)
+                v = borrowed_1d(s1, o + i * ld, cols)
+                for k in range(cols):
+                    pr[k], m[k], v[k] = _adam(pr[k], g[k], m[k], v[k], x0, x1, x2, x3, x4,
+                                              x5, x6, x7, x8)
+    return impl
 
 
 #: A task's output rows: one tall register tile (``gemm._panel``'s 8-row tiles) or four,
@@ -87,7 +102,8 @@ def _pack_panel(b, R, N, q, bp):
 
 
 @njit(cache=True, error_model="numpy", inline='always')
-def _task(a, bp, p, s0, s1, M, R, N, KC, tr, task, mode, x0, x1, x2, x3, x4, x5, x6, x7, x8):
+def _task(a, bp, p, s0, s1, M, R, N, KC, tr, task, mode, x0, x1, x2, x3, x4, x5, x6, x7, x8,
+          uses):
     """Rows ``tr`` by up to ``CC`` columns of ``A.T @ B`` into a stack buffer, then
     their optimizer step. Tasks go row block by row block, so each thread updates one run
     of whole rows (parameters and state read in long sequential stretches: updated in small
@@ -118,18 +134,18 @@ def _task(a, bp, p, s0, s1, M, R, N, KC, tr, task, mode, x0, x1, x2, x3, x4, x5,
             _panel(Ap, 0, 1, tr, bp, q * R * W + k0 * wq, wq, G, j, CC, rows, kc, cols - j,
                    k0 > 0, True)
     _apply_rows(p, s0, s1, G, rows, cols, CC, i0 * N + c0, N, mode, x0, x1, x2, x3, x4, x5,
-                x6, x7, x8)
+                x6, x7, x8, uses)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
 def _tasks_parallel(a, b, bp, p, s0, s1, M, R, N, KC, tr, n, mode, x0, x1, x2, x3, x4, x5,
-                    x6, x7, x8):
+                    x6, x7, x8, uses):
     W = 2 * lanes(a)
     for q in prange((N + W - 1) // W):
         _pack_panel(b, R, N, q, bp)
     for task in prange(n):
         _task(a, bp, p, s0, s1, M, R, N, KC, tr, task, mode, x0, x1, x2, x3, x4, x5, x6, x7,
-              x8)
+              x8, uses)
 
 
 @njit(cache=True, error_model="numpy", inline='always')
@@ -145,7 +161,7 @@ def _scalars(W, mode, lr, momentum, weight_decay, beta1, beta2, eps, decoupled, 
 
 @njit(cache=True, error_model="numpy")
 def weight_gradient_step(A_prev, delta, W, S0, S1, mode, lr, momentum, weight_decay, beta1,
-                         beta2, eps, decoupled, t, work, threaded=None):
+                         beta2, eps, decoupled, t, work, threaded=None, uses=None):
     """``W`` takes one optimizer step with the gradient ``A_prev.T @ delta``, which is never
     stored. ``mode``: PLAIN (``W -= lr * (g + wd W)``), MOMENTUM or NESTEROV (velocity
     ``S0``), ADAM_MODE (moments ``S0``, ``S1``; ``decoupled``: AdamW; ``t``: this step's
@@ -172,8 +188,41 @@ def weight_gradient_step(A_prev, delta, W, S0, S1, mode, lr, momentum, weight_de
         Workspace (delta's column panels, packed), 1-D, W's dtype.
     threaded : bool or None
         Spread the blocks over Numba's threads (None, the default, compiles no threaded
-        code).
+        code; ``threaded_weight_gradient_step`` compiles the threaded code only).
+    uses : Uses or None
+        Compile only the modes of this optimizer (``uses.py``; None, the default: all).
     """
+    if threaded is not None and threaded:
+        threaded_weight_gradient_step(A_prev, delta, W, S0, S1, mode, lr, momentum,
+                                      weight_decay, beta1, beta2, eps, decoupled, t, work, uses)
+        return
+    a, b, bp, p, s0, s1, M, R, N, KC, tr, n, x0, x1, x2, x3, x4, x5, x6, x7, x8 = _prologue(
+        A_prev, delta, W, S0, S1, mode, lr, momentum, weight_decay, beta1, beta2, eps,
+        decoupled, t, work)
+    V = lanes(a)
+    for q in range((N + 2 * V - 1) // (2 * V)):
+        _pack_panel(b, R, N, q, bp)
+    for task in range(n):
+        _task(a, bp, p, s0, s1, M, R, N, KC, tr, task, mode, x0, x1, x2, x3, x4, x5, x6, x7,
+              x8, uses)
+
+
+@njit(cache=True, error_model="numpy")
+def threaded_weight_gradient_step(A_prev, delta, W, S0, S1, mode, lr, momentum, weight_decay,
+                                  beta1, beta2, eps, decoupled, t, work, uses=None):
+    """``weight_gradient_step(..., threaded=True)``, compiling the threaded path only (the
+    training driver's entry)."""
+    a, b, bp, p, s0, s1, M, R, N, KC, tr, n, x0, x1, x2, x3, x4, x5, x6, x7, x8 = _prologue(
+        A_prev, delta, W, S0, S1, mode, lr, momentum, weight_decay, beta1, beta2, eps,
+        decoupled, t, work)
+    _tasks_parallel(a, b, bp, p, s0, s1, M, R, N, KC, tr, n, mode, x0, x1, x2, x3, x4, x5, x6,
+                    x7, x8, uses)
+
+
+@njit(cache=True, error_model="numpy", inline='always')
+def _prologue(A_prev, delta, W, S0, S1, mode, lr, momentum, weight_decay, beta1, beta2, eps,
+              decoupled, t, work):
+    """Both paths' checks, flat views, scalars and blocking."""
     R, M = A_prev.shape
     N = delta.shape[1]
     if R == 0 or M == 0 or N == 0:
@@ -194,15 +243,7 @@ def weight_gradient_step(A_prev, delta, W, S0, S1, mode, lr, momentum, weight_de
     tr = max(TASK_ROWS, min(TALL_TASK_ROWS, SCRATCH // KC) // 8 * 8) if tall else TASK_ROWS
     CC = SCRATCH // tr
     n = ((M + tr - 1) // tr) * ((N + CC - 1) // CC)
-    if threaded is not None and threaded:
-        _tasks_parallel(a, b, bp, p, s0, s1, M, R, N, KC, tr, n, mode, x0, x1, x2, x3, x4, x5,
-                        x6, x7, x8)
-        return
-    for q in range((N + 2 * V - 1) // (2 * V)):
-        _pack_panel(b, R, N, q, bp)
-    for task in range(n):
-        _task(a, bp, p, s0, s1, M, R, N, KC, tr, task, mode, x0, x1, x2, x3, x4, x5, x6, x7,
-              x8)
+    return a, b, bp, p, s0, s1, M, R, N, KC, tr, n, x0, x1, x2, x3, x4, x5, x6, x7, x8
 
 
 @njit(cache=True, error_model="numpy")

@@ -30,7 +30,8 @@ from ..activations import ADAM, BINARY_CROSS_ENTROPY, CROSS_ENTROPY, MSE, SGD, S
 from .backward import hidden_delta, loss_sum, output_delta
 from .bounds import max_abs, state_bounds, step_bounds
 from .forward import forward
-from .gradient_step import ADAM_MODE, PLAIN, fuses, gradient_bound, weight_gradient_step
+from .gradient_step import ADAM_MODE, PLAIN, fuses, gradient_bound
+from .gradient_step import threaded_weight_gradient_step
 from .gradient_step import MOMENTUM as MOMENTUM_MODE, NESTEROV as NESTEROV_MODE
 from .gradients import bias_sums, weight_gradients
 from .gemm import _never_threaded, matmul_tn
@@ -599,26 +600,27 @@ def train_batches(X, Y, order, batch_size, first, last, sizes, codes, loss_code,
         # ``checked`` None: the check is pruned at compile time (never compiled)
         proven = False
         fused = False
-        if checked is not None and checked and bounded and _fuses_any(m, sizes, params,
-                                                                      threaded):
-            # fused steps (gradient_step.py): the gradients of the large layers never reach memory,
-            # so the step is proven from a bound of them computed from their factors
+        if checked is not None and checked:
+            # Every delta first. Where the bounds are in use, a layer whose gradient product
+            # runs threaded keeps its delta instead (gradient_step.py: its gradient never
+            # reaches memory), and the step is proven from a bound of that gradient taken
+            # from its factors; the other gradients are measured exactly.
+            fusing = bounded and _fuses_any(m, sizes, params, threaded)
             G = _deltas_and_gradients(params, sizes, codes, loss_code, Yb, m, rows, A_buf,
-                                      Z_buf, D_buf, grads, threaded, acts)
-            fused, P2, S02, S12 = _proven_finite(params, G, opt, hyper, step, P, S0, S1)
-            proven = fused
-            if not fused:  # the gradients the fused layers left out, for the checks below
-                _fused_layers_gradients(sizes, m, rows, A_buf, Z_buf, grads, threaded)
-        else:
-            backward_network(params, sizes, codes, loss_code, Yb, m, rows, A_buf, Z_buf,
-                             D_buf, grads, threaded, acts)
-        if checked is not None and checked and not fused:
+                                      Z_buf, D_buf, grads, fusing, bounded, threaded, acts)
             if bounded:
-                proven, P2, S02, S12 = _proven_finite(params, max_abs(grads), opt, hyper, step,
-                                                      P, S0, S1)
+                proven, P2, S02, S12 = _proven_finite(params, G, opt, hyper, step, P, S0, S1)
+                fused = fusing and proven
+                if fusing and not proven:  # the left-out gradients, then their exact maximum
+                    _fused_layers_gradients(sizes, m, rows, A_buf, Z_buf, grads, threaded)
+                    proven, P2, S02, S12 = _proven_finite(params, max_abs(grads), opt, hyper,
+                                                          step, P, S0, S1)
             if not proven and not update_is_finite(params, grads, state, opt, hyper, step, nw,
                                                    threaded, uses):
                 return total, b - first, 2
+        else:
+            backward_network(params, sizes, codes, loss_code, Yb, m, rows, A_buf, Z_buf,
+                             D_buf, grads, threaded, acts)
         total += batch_loss
         if checked is not None and checked and fused:
             _fused_update(params, grads, state, opt, hyper, step, nw, sizes, m, rows, A_buf,
@@ -658,12 +660,13 @@ def _fuses_any(m, sizes, params, threaded):
 
 @njit(cache=True, error_model="numpy")
 def _deltas_and_gradients(params, sizes, codes, loss_code, Y, m, rows, A_buf, Z_buf, D_buf,
-                          grads, threaded=None, uses=None):
-    """``backward_network`` for fused steps: every layer's delta, each fused layer's
-    (``gradient_step.fuses``) kept in its Z slot for ``_fused_update`` (Z is spent by then); the
-    gradients of the other layers and of every bias into ``grads``. Returns an upper bound
-    of every gradient's magnitude: exact for those in ``grads``, ``gradient_step.gradient_bound``
-    for the fused layers' (inf or NaN when something is not finite)."""
+                          grads, fusing, measure, threaded=None, uses=None):
+    """``backward_network`` for checked training. With ``fusing``, each layer that
+    ``gradient_step.fuses`` keeps its delta in its Z slot for ``_fused_update`` (Z is spent
+    by then) instead of its weight gradient; every other gradient goes into ``grads``. With
+    ``measure``, returns an upper bound of every gradient's magnitude: exact for those in
+    ``grads``, ``gradient_step.gradient_bound`` for the fused layers' (inf or NaN when
+    something is not finite); else 0."""
     L = sizes.shape[0] - 1
     K = sizes[L]
     scale = 1.0 / (m * K) if loss_code == MSE else 1.0 / m
@@ -673,14 +676,18 @@ def _deltas_and_gradients(params, sizes, codes, loss_code, Y, m, rows, A_buf, Z_
     G = 0.0
     for l in range(L - 1, -1, -1):
         A = _act(A_buf, sizes, rows, l, m)
-        fuse = fuses(m, sizes[l], sizes[l + 1], params, threaded)
+        fuse = fusing and fuses(m, sizes[l], sizes[l + 1], params, threaded)
+        g = 0.0
         if fuse:
             db = _b(grads, sizes, l)
             bias_sums(delta, db)
-            g = max(gradient_bound(A, delta), max_abs(db))
+            if measure:
+                g = max(gradient_bound(A, delta), max_abs(db))
         else:
             weight_gradients(A, delta, _w(grads, sizes, l), _b(grads, sizes, l), threaded)
-            g = max(max_abs(borrowed_flat(_w(grads, sizes, l))), max_abs(_b(grads, sizes, l)))
+            if measure:
+                g = max(max_abs(borrowed_flat(_w(grads, sizes, l))),
+                        max_abs(_b(grads, sizes, l)))
         if not g <= G:  # NaN sticks: it must fail the proof
             G = g
         if fuse:
@@ -736,12 +743,12 @@ def _fused_update(params, grads, state, opt, hyper, step, nw, sizes, m, rows, A_
     for l in range(sizes.shape[0] - 1):
         hi = lo + sizes[l] * sizes[l + 1]
         if fuses(m, sizes[l], sizes[l + 1], params, threaded):
-            weight_gradient_step(_act(A_buf, sizes, rows, l, m),
-                                 _z(Z_buf, sizes, rows, l + 1, m), _w(params, sizes, l),
-                                 _w(s0, sizes, l), _w(s1, sizes, l), mode, hyper[LR],
-                                 hyper[MOMENTUM], hyper[WEIGHT_DECAY], hyper[BETA1],
-                                 hyper[BETA2], hyper[EPS], hyper[DECOUPLED] != 0.0, t, work,
-                                 threaded)
+            # only where threaded (``fuses``): the entry that compiles no one-thread path
+            threaded_weight_gradient_step(
+                _act(A_buf, sizes, rows, l, m), _z(Z_buf, sizes, rows, l + 1, m),
+                _w(params, sizes, l), _w(s0, sizes, l), _w(s1, sizes, l), mode, hyper[LR],
+                hyper[MOMENTUM], hyper[WEIGHT_DECAY], hyper[BETA1], hyper[BETA2], hyper[EPS],
+                hyper[DECOUPLED] != 0.0, t, work, uses)
         else:
             _update_range(params, grads, state, opt, hyper, t, nw, lo, hi, None, uses)
         lo = hi
