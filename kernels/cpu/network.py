@@ -597,10 +597,12 @@ def train_batches(X, Y, order, batch_size, first, last, sizes, codes, loss_code,
                                     acts)
         if not math.isfinite(batch_loss):
             return total, b - first, 1
-        # ``checked`` None: the check is pruned at compile time (never compiled)
+        # ``checked`` None: the check is pruned at compile time (never compiled); the
+        # ``is not None`` tests alone are pruned too, so a checked specialisation compiles no
+        # backward_network (a ``checked=False`` call takes _deltas_and_gradients' plain path)
         proven = False
         fused = False
-        if checked is not None and checked:
+        if checked is not None:
             # Every delta first. Where the bounds are in use, a layer whose gradient product
             # runs threaded keeps its delta instead (gradient_step.py: its gradient never
             # reaches memory), and the step is proven from a bound of that gradient taken
@@ -608,6 +610,7 @@ def train_batches(X, Y, order, batch_size, first, last, sizes, codes, loss_code,
             fusing = bounded and _fuses_any(m, sizes, params, threaded)
             G = _deltas_and_gradients(params, sizes, codes, loss_code, Yb, m, rows, A_buf,
                                       Z_buf, D_buf, grads, fusing, bounded, threaded, acts)
+        if checked is not None and checked:
             if bounded:
                 proven, P2, S02, S12 = _proven_finite(params, G, opt, hyper, step, P, S0, S1)
                 fused = fusing and proven
@@ -618,7 +621,7 @@ def train_batches(X, Y, order, batch_size, first, last, sizes, codes, loss_code,
             if not proven and not update_is_finite(params, grads, state, opt, hyper, step, nw,
                                                    threaded, uses):
                 return total, b - first, 2
-        else:
+        if checked is None:
             backward_network(params, sizes, codes, loss_code, Yb, m, rows, A_buf, Z_buf,
                              D_buf, grads, threaded, acts)
         total += batch_loss
