@@ -201,6 +201,21 @@ ALIAS_BYTES = 4096
 
 
 @njit(cache=True, inline='always')
+def tn_packs(M, V):
+    """Whether the threaded ``A.T @ B`` packs ``a`` (M output rows, V lanes): where a's rows
+    are a multiple of ``ALIAS_BYTES`` apart."""
+    return (M * (64 // V)) % ALIAS_BYTES == 0
+
+
+@njit(cache=True, inline='always')
+def tn_chunk(pack, V):
+    """Reduction rows the threaded ``A.T @ B`` sums in registers before adding them to its
+    output (which fixes its rounding; ``gradient_step.py`` reproduces it): ``TN_KC`` where it
+    packs, else as many as its panel buffer holds."""
+    return TN_KC if pack else SCRATCH // (2 * V)
+
+
+@njit(cache=True, inline='always')
 def _tn_block(a, b, c, P, M, R, N, i0, mc, j0, pack):
     """Rows ``i0 .. i0 + mc`` and columns ``j0 .. j0 + 2 lanes`` of
     ``c (M, N) = a (R, M).T @ b (R, N)``, b's panel copied into ``P`` per chunk of the
@@ -213,7 +228,7 @@ def _tn_block(a, b, c, P, M, R, N, i0, mc, j0, pack):
     rem = N - j0
     rows = min(mc, M - i0)
     PA = TN_KC * W
-    KC = TN_KC if pack else SCRATCH // W
+    KC = tn_chunk(pack, V)
     for k0 in range(0, R, KC):
         kc = min(KC, R - k0)
         for r in range(kc):
@@ -238,7 +253,7 @@ def _tn_panels_parallel(a, b, c, M, R, N):
     of ``TN_MC`` rows of such a panel with both factors packed. Tasks write disjoint tiles."""
     V = lanes(a)
     W = 2 * V
-    pack = (M * (64 // V)) % ALIAS_BYTES == 0
+    pack = tn_packs(M, V)
     mc = TN_MC if pack else max(M, 1)
     npan = (N + W - 1) // W
     nblk = (M + mc - 1) // mc

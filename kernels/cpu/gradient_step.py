@@ -5,10 +5,11 @@ gradient through memory three times: the product writes it (after reading the li
 a store allocates it), then the finiteness proof and the update read it back. Here each
 block of the gradient stays in a stack buffer from the moment its register tile is stored
 until the optimizer has applied it, so only the parameters and the optimizer state travel.
-The tiles, blocks and reduction chunks are ``gemm``'s threaded ``A.T @ B`` (``_tn_block``)
-and the element formulas ``updates``' (``_sgd_*``, ``_adam``), so the result is bit for bit
-that of ``matmul_tn(..., threaded=True)`` followed by ``sgd_range`` / ``adam_range``
-(tests/test_gradient_step.py).
+The register tiles (``gemm._panel``) and the reduction chunks (``gemm.tn_chunk``) are those of
+``gemm``'s threaded ``A.T @ B``, and the element formulas ``updates``' (``_sgd_*``,
+``_adam``), so the result is bit for bit that of ``matmul_tn(..., threaded=True)`` followed
+by ``sgd_range`` / ``adam_range`` (tests/test_gradient_step.py); only the blocking and the
+packing differ.
 
 Nothing is checked here: the caller proves the step finite first (``bounds.py``, from
 ``gradient_bound``: the gradient itself never exists in memory to be measured).
@@ -21,7 +22,7 @@ from numba.extending import overload
 from ..activations import ADAM, SGD
 
 from .bounds import max_abs
-from .gemm import ALIAS_BYTES, PARALLEL_MIN_MACS, TN_KC, _blas_wins, _panel
+from .gemm import PARALLEL_MIN_MACS, _blas_wins, _panel, tn_chunk, tn_packs
 from .simd import SCRATCH, lanes, stack_scratch, vload, vstore
 from .uses import uses_optimizer
 from .updates import _adam, _adam_scalars, _as_dtype_of, _sgd_momentum, _sgd_nesterov, \
@@ -234,9 +235,7 @@ def _prologue(A_prev, delta, W, S0, S1, mode, lr, momentum, weight_decay, beta1,
     x0, x1, x2, x3, x4, x5, x6, x7, x8 = _scalars(W, mode, lr, momentum, weight_decay, beta1,
                                                   beta2, eps, decoupled, t)
     V = lanes(a)
-    # the reduction chunks of the threaded A.T @ B (gemm._tn_block): TN_KC where it packs
-    # (a's rows alias), else as many rows as its panel buffer holds
-    KC = TN_KC if (M * (64 // V)) % ALIAS_BYTES == 0 else SCRATCH // (2 * V)
+    KC = tn_chunk(tn_packs(M, V), V)  # the threaded A.T @ B's sums, so its rounding
     tall = R >= TALL_MIN_ROWS and R * N * (64 // V) > TALL_MIN_BYTES
     # (a's packed chunk, KC x tr, must fit its stack buffer: float64's unpacked chunks of 512
     # leave room for 16 rows)

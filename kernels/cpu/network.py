@@ -555,6 +555,8 @@ def train_batches(X, Y, order, batch_size, first, last, sizes, codes, loss_code,
         True: prove each update finite before writing it, so the parameters stay finite
         without a recovery copy: from magnitude bounds where they suffice (``bounds.py``:
         one read of the gradients), else with ``update_is_finite`` (status 2 when it fails).
+        Layers whose gradient product runs threaded then take the step fused with their
+        gradient (``gradient_step.py``; same bits), proven from ``gradient_bound``.
         None (the default) compiles no check.
     uses : Uses or None
         Compile only the activations, loss and optimizer it includes (``uses.py``: a first
