@@ -200,3 +200,22 @@ def test_fused_step_falls_back_where_the_bound_proves_nothing():
         eng.end_fit()
     assert status[1:] == (0, 2)
     np.testing.assert_array_equal(net.get_flat_parameters(), before)
+
+
+def test_fused_output_layer_matches_unchecked():
+    """An output layer wide enough to fuse (700 classes): its delta, the output delta, is the
+    one kept in the logits' slot; the same steps as unchecked training."""
+    sizes = [64, 96, 700]
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((96, sizes[0])).astype(np.float32)
+    Y = np.eye(sizes[-1], dtype=np.float32)[rng.integers(0, sizes[-1], 96)]
+    S = np.array(sizes, np.int64)
+    p = np.zeros(1, np.float32)
+    assert not K._fuses_any(BATCH, S[:2], p, True)  # the hidden layer alone does not fuse
+    assert K._fuses_any(BATCH, S, p, True)
+    plain = _fit(sizes, np.float32, "momentum", False, X, Y, BATCH, 2)
+    fused = _fit(sizes, np.float32, "momentum", True, X, Y, BATCH, 2)
+    assert fused[4]
+    assert plain[0] == fused[0] and all(s[1:] == (3, 0) for s in fused[0])
+    for a, b in zip(plain[1:4], fused[1:4]):
+        np.testing.assert_array_equal(a, b)
