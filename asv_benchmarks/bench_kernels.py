@@ -9,6 +9,7 @@ import numpy as np
 from fastbp.kernels import (adam_range, adam_update, forward, hidden_delta, output_delta,
                             sgd_range, sgd_update, weight_gradients)
 from fastbp.kernels.activations import CROSS_ENTROPY, RELU, SOFTMAX
+from fastbp.kernels.cpu.gemm import matmul, matmul_nt
 from fastbp.kernels.cpu.gradient_step import MOMENTUM, weight_gradient_step
 
 from .common import WORKLOADS, n_weights
@@ -126,6 +127,40 @@ class WeightGradientStep:
     def time_separate(self, shape, dtype):
         weight_gradients(self.A_prev, self.delta, self.dW, self.db, True)
         sgd_update(self.W.ravel(), self.dW.ravel(), self.V.ravel(), 1e-6, 0.9, False, 0.0)
+
+
+class FewRowProducts:
+    """Online learning's products: 1 or 8 rows against a 1024 x 4096 float32 weight matrix
+    (16 MiB; four copies in turn, 64 MiB, more than the L3, so the weights come from memory
+    as in training), ``A @ W`` and ``delta @ W.T`` (``kernels/cpu/stream.py``), on the
+    calling thread or over Numba's threads. The time is reading the weights: 16.8 MB at the
+    machine's 40-46 GB/s is about 0.4 ms."""
+    params = ([1, 8], [False, True])
+    param_names = ["rows", "threaded"]
+    COPIES = 4
+
+    def setup(self, rows, threaded):
+        rng = np.random.default_rng(6)
+        self.Ws = [rng.standard_normal((1024, 4096)).astype(np.float32)
+                   for _ in range(self.COPIES)]
+        self.a = rng.standard_normal((rows, 1024)).astype(np.float32)
+        self.d = rng.standard_normal((rows, 4096)).astype(np.float32)
+        self.z = np.empty((rows, 4096), np.float32)
+        self.e = np.empty((rows, 1024), np.float32)
+        self.thr = True if threaded else None
+        self.i = 0
+        matmul(self.a, self.Ws[0], self.z, self.thr)
+        matmul_nt(self.d, self.Ws[0], self.e, self.thr)
+
+    def _next(self):
+        self.i = (self.i + 1) % self.COPIES
+        return self.Ws[self.i]
+
+    def time_a_at_w(self, rows, threaded):
+        matmul(self.a, self._next(), self.z, self.thr)
+
+    def time_delta_at_w_t(self, rows, threaded):
+        matmul_nt(self.d, self._next(), self.e, self.thr)
 
 
 class Updates:

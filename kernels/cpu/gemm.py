@@ -24,6 +24,7 @@ from numba.extending import overload
 from .blas import _gemm_types_ok, gemm_into
 from .views import borrowed_flat
 from .simd import SCRATCH, lanes, stack_scratch, transpose_block, vload, vstore
+from .stream import STREAM_TASK_ROWS, nn_stream_cols, nn_stream_width, nt_stream_rows, streams
 from .tile import tile
 
 #: Products with at least this many multiply-adds go to BLAS. Measured on 2 cores: on one
@@ -179,13 +180,18 @@ def _nn_packed_panel(a, b, c, P, M, R, N, j0):
 
 
 @njit(cache=True, parallel=True)
-def _nn_panels_parallel(a, b, c, M, K, N):
+def _nn_panels_parallel(a, b, c, M, K, N, stream):
     """Every two-vector column panel of ``c (M, N) = a (M, K) @ b (K, N)``, one panel per
-    task: tasks write disjoint columns, so no two threads touch the same output."""
-    W = 2 * lanes(a)
+    task, or with ``stream`` (``stream.py``: few rows) every block of ``nn_stream_width``
+    columns: tasks write disjoint columns, so no two threads touch the same output. (One
+    parallel function for both: each costs a threaded fit's cold compile about a second.)"""
+    W = nn_stream_width(M, N, a) if stream else 2 * lanes(a)
     for p in prange((N + W - 1) // W):
         P = stack_scratch(a)  # one per task, on that thread's stack
-        _nn_packed_panel(a, b, c, P, M, K, N, p * W)
+        if stream:
+            nn_stream_cols(a, b, c, M, K, N, p * W, min(N, (p + 1) * W), P)
+        else:
+            _nn_packed_panel(a, b, c, P, M, K, N, p * W)
 
 
 #: ``A.T @ B`` packs blocks of ``A`` (``TN_KC`` reduction rows by ``TN_MC`` output rows) when
@@ -283,11 +289,16 @@ def _nt_panel(a, b, c, P, M, J, K, k0):
 
 
 @njit(cache=True, parallel=True)
-def _nt_panels_parallel(a, b, c, M, J, K):
-    W = 2 * lanes(a)
+def _nt_panels_parallel(a, b, c, M, J, K, stream):
+    """Every two-vector column panel of ``c (M, K) = a (M, J) @ b (K, J).T``, one per task, or
+    with ``stream`` (``stream.py``: few rows) blocks of ``STREAM_TASK_ROWS`` rows of b."""
+    W = STREAM_TASK_ROWS if stream else 2 * lanes(a)
     for p in prange((K + W - 1) // W):
         P = stack_scratch(a)  # one per task, on that thread's stack
-        _nt_panel(a, b, c, P, M, J, K, p * W)
+        if stream:
+            nt_stream_rows(a, b, c, M, J, K, p * W, min(K, (p + 1) * W), P)
+        else:
+            _nt_panel(a, b, c, P, M, J, K, p * W)
 
 
 @njit(cache=True)
@@ -314,13 +325,21 @@ def matmul(A, B, out, threaded=None):
         _dot_into(A, B, out)
         return
     a = _flat(A)
-    if _blas_wins(M * K * N, a, threaded):
+    thr = threaded is not None and threaded
+    stream = streams(M, K, N, a) and (thr or not _blas_wins(M * K * N, a, threaded))
+    if not stream and _blas_wins(M * K * N, a, threaded):
         _dot_into(A, B, out)
         return
     b = _flat(B)
     c = _flat(out)
-    if threaded is not None and threaded and M * K * N >= PARALLEL_MIN_MACS:
-        _nn_panels_parallel(a, b, c, M, K, N)
+    if thr and M * K * N >= PARALLEL_MIN_MACS:
+        _nn_panels_parallel(a, b, c, M, K, N, stream)
+        return
+    if stream:
+        P = stack_scratch(a)
+        W = nn_stream_width(M, N, a)
+        for j0 in range(0, N, W):
+            nn_stream_cols(a, b, c, M, K, N, j0, min(N, j0 + W), P)
         return
     W = 2 * lanes(a)
     for j0 in range(0, N, W):
@@ -391,9 +410,14 @@ def matmul_nt(A, B, out, threaded=None):
         _dot_into(A, B.T, out)
         return
     a = _flat(A)
-    # one row: BLAS's dot-product GEMV reads B's rows in place (1x128 @ (256x128).T: 1.18 us
-    # against 2.99 for packing the panels here)
-    if M == 1 or _blas_wins(M * J * K, a, threaded):
+    thr = threaded is not None and threaded
+    # few rows and a large B: read B's rows in order (stream.py). Threaded, that replaces
+    # BLAS's GEMV too, whose threads would compete with Numba's (still spinning after a
+    # parallel region: a 1024-4096-1024 step at batch 1 took 20 ms instead of 12 on one
+    # thread); unthreaded, one row keeps BLAS, which reads B's rows in place over its threads
+    # (and for small B: 1x128 @ (256x128).T: 1.18 us against 2.99 for packing the panels here)
+    stream = streams(M, J, K, a) and (thr or (M > 1 and not _blas_wins(M * J * K, a, threaded)))
+    if not stream and (M == 1 or _blas_wins(M * J * K, a, threaded)):
         _dot_into(A, B.T, out)
         return
     if J == 0:
@@ -401,10 +425,13 @@ def matmul_nt(A, B, out, threaded=None):
         return
     b = _flat(B)
     c = _flat(out)
-    if threaded is not None and threaded and M * J * K >= PARALLEL_MIN_MACS:
-        _nt_panels_parallel(a, b, c, M, J, K)
+    if thr and M * J * K >= PARALLEL_MIN_MACS:
+        _nt_panels_parallel(a, b, c, M, J, K, stream)
+        return
+    P = stack_scratch(a)
+    if stream:
+        nt_stream_rows(a, b, c, M, J, K, 0, K, P)
         return
     W = 2 * lanes(a)
-    P = stack_scratch(a)
     for k0 in range(0, K, W):
         _nt_panel(a, b, c, P, M, J, K, k0)
