@@ -412,6 +412,7 @@ def cost_curve(dtype="float32", log=print, rounds=5):
 
 
 def main(argv=None):
+    global LR
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("-w", "--workloads", default="digits,mnist,wide",
                     help="comma-separated: " + ", ".join(WORKLOADS))
@@ -423,6 +424,9 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, help="batch size for --sizes (or override -w's)")
     ap.add_argument("--samples", type=int, default=0, help="samples per epoch for --sizes")
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    ap.add_argument("--lr", type=float, default=LR,
+                    help=f"learning rate for every framework (default {LR}; lower it where "
+                         "small batches diverge on the random data)")
     ap.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown")
     ap.add_argument("--png", metavar="FILE", help="also write a bar chart")
     ap.add_argument("--curve", action="store_true",
@@ -434,6 +438,7 @@ def main(argv=None):
         if f not in TRAINERS:
             ap.error(f"unknown framework {f!r}")
     default_rounds = {"digits": 15, "mnist": 7, "wide": 3}
+    LR = args.lr  # every trainer reads the module's LR when it is built (or traced)
     results = []
     if not (args.curve and args.no_table):
         import numba

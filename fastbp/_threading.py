@@ -139,12 +139,16 @@ def products_may_thread():
 def threaded_flag(sizes, rows, dtype):
     """The compiled drivers' ``threaded`` argument for a net of layer widths ``sizes`` run on
     ``rows`` rows: True where threads are allowed (``products_may_thread``) and the largest
-    product reaches ``gemm.PARALLEL_MIN_MACS`` multiply-adds, else None (the specialisation
-    compiled without threaded code)."""
+    product reaches ``gemm.PARALLEL_MIN_MACS`` multiply-adds or streams its weights
+    (``stream.streams``), else None (the specialisation compiled without threaded code)."""
     from .kernels.cpu.gemm import PARALLEL_MIN_MACS
+    from .kernels.cpu.stream import STREAM_MAX_ROWS, STREAM_MIN_BYTES
     s = sizes.tolist() if isinstance(sizes, np.ndarray) else [int(v) for v in sizes]
     widest = max(a * b for a, b in zip(s, s[1:]))
-    if rows * widest < PARALLEL_MIN_MACS:  # the cheap test first: small nets never thread
+    # the cheap test first: small nets never thread; a large layer at a small batch does
+    # (its products stream the weights, faster on every core: kernels/cpu/stream.py)
+    if rows * widest < PARALLEL_MIN_MACS and not (
+            rows <= STREAM_MAX_ROWS and widest * np.dtype(dtype).itemsize >= STREAM_MIN_BYTES):
         return None
     return True if products_may_thread() else None
 

@@ -72,6 +72,20 @@ def test_compare_script_runs(tmp_path):
         assert png.stat().st_size > 0
 
 
+def test_compare_script_learning_rate_option():
+    """``--lr`` reaches every trainer (a batch-1 custom net, as the online-learning rows of
+    docs/performance.md were measured)."""
+    from asv_benchmarks import compare
+    default = compare.LR
+    try:
+        results = compare.main(["--sizes", "64,128,10", "--batch", "1", "--samples", "64",
+                                "--lr", "0.001", "-f", "fastbp,numpy", "--rounds", "1"])
+        assert compare.LR == 0.001
+    finally:
+        compare.LR = default
+    assert set(results[0]["sps"]) == {"fastbp", "numpy"}
+
+
 def test_asv_check_finds_no_problems():
     """asv itself discovers and validates the suites (imports, parameters, names)."""
     out = subprocess.run([sys.executable, "-m", "asv", "check", "--python=same"], cwd=ROOT,

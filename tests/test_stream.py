@@ -127,12 +127,15 @@ def test_stream_width_fits_the_scratch(M, N):
         assert w <= max(V, -(-quarter // V) * V)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("recovery", ["snapshot", "checked"])
 @pytest.mark.parametrize("batch", [1, 8])
-def test_training_with_streamed_layers_matches_numpy_reference(batch, recovery, monkeypatch):
-    """A net whose forward products (both hidden layers) and delta product (``W_2``) stream:
-    batch 1 on one thread (``A @ B.T`` of one row then goes to BLAS), batch 8 (and a last
-    batch of 5) over Numba's threads; checked training takes the fused gradient step."""
+def test_training_with_streamed_layers_matches_numpy_reference(batch, recovery, threads,
+                                                               monkeypatch):
+    """A net whose forward products (both hidden layers) and delta product (``W_2``) stream,
+    at batch 1 and at batch 8 (a last batch of 5), on one thread (one-row ``A @ B.T`` then
+    goes to BLAS) or over Numba's threads, which a streamed layer asks for whatever the
+    batch (``_threading.threaded_flag``); checked training takes the fused gradient step."""
     from fastbp import training
     if recovery == "checked":
         monkeypatch.setattr(training, "SNAPSHOT_MAX_BYTES", 0)
@@ -145,7 +148,28 @@ def test_training_with_streamed_layers_matches_numpy_reference(batch, recovery, 
     net = fastbp.Network(sizes, activation="relu", dtype="float64", seed=3)
     opt = fastbp.SGD(lr=0.05, momentum=0.9)
     want = _reference_fit(net, X, R.onehot(y, 3), 2, batch, opt, [opt.lr] * 2)
-    net.fit(X, y, epochs=2, batch_size=batch, optimizer=opt, shuffle=False)
-    assert bool(net._engine._fit_threaded) == (batch > 1)
+    before = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        net.fit(X, y, epochs=2, batch_size=batch, optimizer=opt, shuffle=False)
+    finally:
+        numba.set_num_threads(before)
+    assert bool(net._engine._fit_threaded) == (threads > 1)
     for got, w in zip(net.weights + net.biases, want):
         np.testing.assert_allclose(got, w, rtol=1e-10, atol=1e-12)
+
+
+def test_threaded_flag_for_a_streamed_layer():
+    """A layer of at least STREAM_MIN_BYTES at a batch of at most STREAM_MAX_ROWS threads
+    (when threads are allowed), though its products are below PARALLEL_MIN_MACS (past
+    STREAM_MAX_ROWS rows, a 1 MiB float32 layer reaches PARALLEL_MIN_MACS anyway)."""
+    from fastbp._threading import products_may_thread, threaded_flag
+    if not products_may_thread():
+        pytest.skip("threads not allowed here")
+    assert 512 * 512 < gemm.PARALLEL_MIN_MACS and 512 * 512 * 4 == stream.STREAM_MIN_BYTES
+    assert threaded_flag([512, 512, 10], 1, np.float32) is True
+    assert threaded_flag([512, 512, 10], stream.STREAM_MAX_ROWS, np.float32) is True
+    assert threaded_flag([512, 511, 10], 1, np.float32) is None  # below STREAM_MIN_BYTES
+    assert threaded_flag([363, 363, 10], 1, np.float64) is True  # 1,054,152 bytes
+    assert threaded_flag([363, 363, 10], 1, np.float32) is None
+    assert threaded_flag([64, 128, 10], 1, np.float32) is None

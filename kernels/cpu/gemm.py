@@ -3,7 +3,9 @@
 Own register-tiled products (``tile.py``: a tile of 4 or 8 output rows by one or two
 64-byte vectors stays in registers over the whole reduction) below ``BLAS_MIN_MACS_*``
 multiply-adds; BLAS (``blas.gemm_into``; ``np.dot`` for strided views) at and above it and for
-one-row ``A @ B.T``. Why not
+one-row ``A @ B.T`` on one thread. Products of at most ``stream.STREAM_MAX_ROWS`` rows with a
+matrix of at least ``stream.STREAM_MIN_BYTES`` read that matrix in memory order instead
+(``stream.py``: online learning's products are bound by reading the weights). Why not
 BLAS for everything: a training step of a small network is a handful of small products, where
 BLAS's call, packing and dispatch cost more than the arithmetic (measured, float32 32x64x128:
 BLAS 7.4 us, this 2.8 us), and OpenBLAS may be pinned to AVX2 while LLVM emits AVX-512 here.
@@ -332,7 +334,9 @@ def matmul(A, B, out, threaded=None):
         return
     b = _flat(B)
     c = _flat(out)
-    if thr and M * K * N >= PARALLEL_MIN_MACS:
+    # a streamed product splits whatever its arithmetic: it is bound by reading B, and two
+    # cores read faster than one (512-512-512-10 at batch 1: 0.22 -> see docs/performance.md)
+    if thr and (stream or M * K * N >= PARALLEL_MIN_MACS):
         _nn_panels_parallel(a, b, c, M, K, N, stream)
         return
     if stream:
@@ -375,7 +379,9 @@ def matmul_tn(A, B, out, threaded=None):
         return
     b = _flat(B)
     c = _flat(out)
-    if threaded is not None and threaded and M * R * N >= PARALLEL_MIN_MACS:
+    # few rows into a large output: bound by writing it, so it splits as a streamed product
+    if threaded is not None and threaded and (M * R * N >= PARALLEL_MIN_MACS
+                                              or streams(R, M, N, a)):
         _tn_panels_parallel(a, b, c, M, R, N)
         return
     W = 2 * lanes(a)
@@ -425,7 +431,7 @@ def matmul_nt(A, B, out, threaded=None):
         return
     b = _flat(B)
     c = _flat(out)
-    if thr and M * J * K >= PARALLEL_MIN_MACS:
+    if thr and (stream or M * J * K >= PARALLEL_MIN_MACS):
         _nt_panels_parallel(a, b, c, M, J, K, stream)
         return
     P = stack_scratch(a)
