@@ -1,7 +1,8 @@
 """Products of a few rows with a large matrix (kernels/cpu/stream.py), through gemm's
-``matmul`` and ``matmul_nt``: against float64 NumPy, bit for bit against the one-thread
-register tile (``A @ B``), the same bits over one thread or two, and whole training runs
-whose layers stream against the NumPy reference loop."""
+threaded ``matmul`` and ``matmul_nt``: against float64 NumPy, bit for bit against the
+one-thread register tile (``A @ B``), the same bits over one thread or two, never compiled
+into unthreaded specialisations, and whole training runs whose layers stream against the
+NumPy reference loop."""
 import numba
 import numpy as np
 import pytest
@@ -35,11 +36,10 @@ def _fn(form):
     return gemm.matmul if form == "nn" else gemm.matmul_nt
 
 
-@pytest.mark.parametrize("threaded", [None, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("M", ROWS)
 @pytest.mark.parametrize("form", ["nn", "nt"])
-def test_streamed_products_match_numpy_and_write_only_out(form, M, dtype, threaded):
+def test_streamed_products_match_numpy_and_write_only_out(form, M, dtype):
     for K, N in SIZES[dtype]:
         like = np.empty(1, dtype)
         assert streams(M, K, N, like), "the shape does not stream: the test misses its path"
@@ -47,7 +47,7 @@ def test_streamed_products_match_numpy_and_write_only_out(form, M, dtype, thread
         _, A = _in_buffer(rng, (M, K), dtype)
         _, B = _in_buffer(rng, _b_shape(form, K, N), dtype)
         buf, out = _in_buffer(None, (M, N), dtype)
-        _fn(form)(A, B, out, threaded)
+        _fn(form)(A, B, out, True)
         _check(out, _want(form, A, B), dtype, K)
         assert np.all(buf[:PAD] == SENTINEL) and np.all(buf[PAD + M * N:] == SENTINEL), \
             "wrote outside out"
@@ -65,9 +65,8 @@ def _tile_product(A, B, out):
         gemm._panel(a, 0, K, 1, b, j0, N, c, j0, N, M, K, N - j0, False, False)
 
 
-@pytest.mark.parametrize("threaded", [None, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_streamed_a_at_b_has_the_register_tiles_bits(dtype, threaded):
+def test_streamed_a_at_b_has_the_register_tiles_bits(dtype):
     """Every output element is the tile's chain of multiply-adds in the same order, so the
     bits agree exactly (with NaN-free data)."""
     for M in ROWS:
@@ -76,16 +75,17 @@ def test_streamed_a_at_b_has_the_register_tiles_bits(dtype, threaded):
             A = rng.standard_normal((M, K)).astype(dtype)
             B = rng.standard_normal((K, N)).astype(dtype)
             got, want = np.empty((M, N), dtype), np.empty((M, N), dtype)
-            gemm.matmul(A, B, got, threaded)
+            gemm.matmul(A, B, got, True)
             _tile_product(A, B, want)
             assert np.array_equal(got, want), (M, K, N)
 
 
 @pytest.mark.parametrize("form", ["nn", "nt"])
 def test_streamed_products_same_bits_on_one_thread_or_two(form):
-    """Each output element has one owner and one summation order, whatever the split."""
-    M, K, N = 3, 1030, 1100  # past PARALLEL_MIN_MACS: the threaded tasks run
-    assert M * K * N >= gemm.PARALLEL_MIN_MACS
+    """Each output element has one owner and one summation order, whatever the split. (The
+    unthreaded call takes the register tiles or BLAS: close to NumPy, not the same bits.)"""
+    M, K, N = 3, 1030, 1100
+    assert streams(M, K, N, np.empty(1, np.float32))
     rng = np.random.default_rng(9)
     A = rng.standard_normal((M, K)).astype(np.float32)
     B = rng.standard_normal(_b_shape(form, K, N)).astype(np.float32)
@@ -101,7 +101,22 @@ def test_streamed_products_same_bits_on_one_thread_or_two(form):
         numba.set_num_threads(before)
     serial = np.empty_like(two)
     _fn(form)(A, B, serial)
-    assert np.array_equal(two, one) and np.array_equal(two, serial)
+    _check(serial, _want(form, A, B), np.float32, K)
+    assert np.array_equal(two, one)
+
+
+@pytest.mark.parametrize("form", ["matmul", "matmul_nt"])
+def test_streamed_code_compiled_only_when_threaded(form):
+    """``threaded`` left out: the specialisation references no streamed task (a digits-sized
+    net's cold compile stays as short as before); ``threaded=True`` does. Fresh uncached
+    copies of the products, so their LLVM IR can be inspected."""
+    fresh = njit(getattr(gemm, form).py_func)
+    A = np.ones((4, 4), np.float32)
+    fresh(A, A, np.empty_like(A))
+    fresh(A, A, np.empty_like(A), True)
+    irs = list(fresh.inspect_llvm().values())
+    assert len(irs) == 2
+    assert ["stream" in ir for ir in irs] == [False, True]
 
 
 def test_stream_rule():
@@ -132,10 +147,11 @@ def test_stream_width_fits_the_scratch(M, N):
 @pytest.mark.parametrize("batch", [1, 8])
 def test_training_with_streamed_layers_matches_numpy_reference(batch, recovery, threads,
                                                                monkeypatch):
-    """A net whose forward products (both hidden layers) and delta product (``W_2``) stream,
-    at batch 1 and at batch 8 (a last batch of 5), on one thread (one-row ``A @ B.T`` then
-    goes to BLAS) or over Numba's threads, which a streamed layer asks for whatever the
-    batch (``_threading.threaded_flag``); checked training takes the fused gradient step."""
+    """A net whose forward products (both hidden layers) and delta product (``W_2``) stream
+    over Numba's threads, which such a layer asks for whatever the batch
+    (``_threading.threaded_flag``), at batch 1 and at batch 8 (a last batch of 5); with one
+    thread the same net takes the tiles (and BLAS for one-row ``A @ B.T``). Checked training
+    takes the fused gradient step."""
     from fastbp import training
     if recovery == "checked":
         monkeypatch.setattr(training, "SNAPSHOT_MAX_BYTES", 0)

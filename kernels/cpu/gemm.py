@@ -3,9 +3,9 @@
 Own register-tiled products (``tile.py``: a tile of 4 or 8 output rows by one or two
 64-byte vectors stays in registers over the whole reduction) below ``BLAS_MIN_MACS_*``
 multiply-adds; BLAS (``blas.gemm_into``; ``np.dot`` for strided views) at and above it and for
-one-row ``A @ B.T`` on one thread. Products of at most ``stream.STREAM_MAX_ROWS`` rows with a
-matrix of at least ``stream.STREAM_MIN_BYTES`` read that matrix in memory order instead
-(``stream.py``: online learning's products are bound by reading the weights). Why not
+one-row ``A @ B.T`` on one thread. Threaded products of at most ``stream.STREAM_MAX_ROWS``
+rows with a matrix of at least ``stream.STREAM_MIN_BYTES`` read that matrix in memory order
+instead (``stream.py``: online learning's products are bound by reading the weights). Why not
 BLAS for everything: a training step of a small network is a handful of small products, where
 BLAS's call, packing and dispatch cost more than the arithmetic (measured, float32 32x64x128:
 BLAS 7.4 us, this 2.8 us), and OpenBLAS may be pinned to AVX2 while LLVM emits AVX-512 here.
@@ -327,23 +327,20 @@ def matmul(A, B, out, threaded=None):
         _dot_into(A, B, out)
         return
     a = _flat(A)
-    thr = threaded is not None and threaded
-    stream = streams(M, K, N, a) and (thr or not _blas_wins(M * K * N, a, threaded))
-    if not stream and _blas_wins(M * K * N, a, threaded):
+    # few rows and a large B (stream.py): bound by reading B, so over the threads whatever
+    # the arithmetic (two cores read faster than one: a 512-512-512-10 step at batch 1,
+    # 0.22 -> 0.11 ms). Only threaded specialisations hold the streamed code (``is not
+    # None`` prunes it from the others: 1.1 s of a digits cold start when it was compiled in)
+    if threaded is not None and threaded and streams(M, K, N, a):
+        _nn_panels_parallel(a, _flat(B), _flat(out), M, K, N, True)
+        return
+    if _blas_wins(M * K * N, a, threaded):
         _dot_into(A, B, out)
         return
     b = _flat(B)
     c = _flat(out)
-    # a streamed product splits whatever its arithmetic: it is bound by reading B, and two
-    # cores read faster than one (512-512-512-10 at batch 1: 0.22 -> see docs/performance.md)
-    if thr and (stream or M * K * N >= PARALLEL_MIN_MACS):
-        _nn_panels_parallel(a, b, c, M, K, N, stream)
-        return
-    if stream:
-        P = stack_scratch(a)
-        W = nn_stream_width(M, N, a)
-        for j0 in range(0, N, W):
-            nn_stream_cols(a, b, c, M, K, N, j0, min(N, j0 + W), P)
+    if threaded is not None and threaded and M * K * N >= PARALLEL_MIN_MACS:
+        _nn_panels_parallel(a, b, c, M, K, N, False)
         return
     W = 2 * lanes(a)
     for j0 in range(0, N, W):
@@ -416,14 +413,16 @@ def matmul_nt(A, B, out, threaded=None):
         _dot_into(A, B.T, out)
         return
     a = _flat(A)
-    thr = threaded is not None and threaded
-    # few rows and a large B: read B's rows in order (stream.py). Threaded, that replaces
-    # BLAS's GEMV too, whose threads would compete with Numba's (still spinning after a
-    # parallel region: a 1024-4096-1024 step at batch 1 took 20 ms instead of 12 on one
-    # thread); unthreaded, one row keeps BLAS, which reads B's rows in place over its threads
-    # (and for small B: 1x128 @ (256x128).T: 1.18 us against 2.99 for packing the panels here)
-    stream = streams(M, J, K, a) and (thr or (M > 1 and not _blas_wins(M * J * K, a, threaded)))
-    if not stream and (M == 1 or _blas_wins(M * J * K, a, threaded)):
+    # few rows and a large B, threaded: read B's rows in order (stream.py). That replaces
+    # BLAS's one-row GEMV too, whose threads would compete with Numba's (still spinning after
+    # a parallel region: a 1024-4096-1024 step at batch 1 took 20 ms instead of 12 on one
+    # thread). Pruned from unthreaded specialisations, as in ``matmul``.
+    if threaded is not None and threaded and streams(M, J, K, a):
+        _nt_panels_parallel(a, _flat(B), _flat(out), M, J, K, True)
+        return
+    # one row on one thread: BLAS's dot-product GEMV reads B's rows in place (1x128 @
+    # (256x128).T: 1.18 us against 2.99 for packing the panels here)
+    if M == 1 or _blas_wins(M * J * K, a, threaded):
         _dot_into(A, B.T, out)
         return
     if J == 0:
@@ -431,13 +430,10 @@ def matmul_nt(A, B, out, threaded=None):
         return
     b = _flat(B)
     c = _flat(out)
-    if thr and (stream or M * J * K >= PARALLEL_MIN_MACS):
-        _nt_panels_parallel(a, b, c, M, J, K, stream)
+    if threaded is not None and threaded and M * J * K >= PARALLEL_MIN_MACS:
+        _nt_panels_parallel(a, b, c, M, J, K, False)
         return
     P = stack_scratch(a)
-    if stream:
-        nt_stream_rows(a, b, c, M, J, K, 0, K, P)
-        return
     W = 2 * lanes(a)
     for k0 in range(0, K, W):
         _nt_panel(a, b, c, P, M, J, K, k0)

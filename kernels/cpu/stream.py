@@ -17,9 +17,11 @@ whole rows). Here every task reads whole runs of rows instead:
   (lane ``l`` takes the terms ``j = l mod lanes`` in order) and then across lanes in order.
 
 Both are deterministic and allocate nothing (the horizontal sums go through a stack buffer).
-``gemm.matmul`` and ``gemm.matmul_nt`` choose them (``streams``); the threaded versions are
-tasks of ``gemm``'s existing parallel functions, so a threaded fit compiles no new parallel
-region.
+``gemm.matmul`` and ``gemm.matmul_nt`` choose them (``streams``) when called with
+``threaded=True``, as tasks of ``gemm``'s existing parallel functions: a threaded fit
+compiles no new parallel region, and the unthreaded specialisations none of this code (it
+cost a digits cold start 1.1 s). The engine threads a net with such a layer at such a batch
+whatever its arithmetic (``fastbp/_threading.py::threaded_flag``): two cores read faster.
 """
 from numba import njit
 
