@@ -37,9 +37,11 @@ BLAS_MIN_MACS_F32 = 1 << 24
 BLAS_MIN_MACS_F32_THREADED = 1 << 31
 BLAS_MIN_MACS_F64 = 1 << 22
 #: float64 over two threads: own panels beat BLAS on mnist-sized products (128x784x256 116
-#: against 87 GFLOP/s; A.T @ B 784x128x256 101 against 53) but not on wide ones
-#: (256x1024x2048 66 against 89), so BLAS takes float64 products from 1 << 26 when threaded.
-BLAS_MIN_MACS_F64_THREADED = 1 << 26
+#: against 87 GFLOP/s; A.T @ B 784x128x256 101 against 53) and, alone, lost on wide ones
+#: (256x1024x2048 66 against 89); but in a threaded training step BLAS's threads compete with
+#: Numba's (the wide net's float64 step: 152-165 ms with BLAS from 1 << 26, 78-87 with own
+#: panels throughout), so threaded float64 keeps them to 1 << 31 too.
+BLAS_MIN_MACS_F64_THREADED = 1 << 31
 #: Products with at least this many multiply-adds split their column panels over Numba's
 #: threads (when the caller allows it); smaller ones stay on the calling thread.
 PARALLEL_MIN_MACS = 1 << 20
