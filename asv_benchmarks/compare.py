@@ -1,6 +1,7 @@
 """Side-by-side training speed: fastbp against what users would pick instead, in one process.
 
-Every framework trains the same network (ReLU hidden layers, softmax + cross-entropy, SGD with
+Every framework trains the same network (ReLU hidden layers, or ``--activation tanh`` /
+``sigmoid``; softmax + cross-entropy, SGD with
 momentum 0.9, no weight decay) on the same float data, in the same batch order (the data are
 shuffled once with a fixed seed and every framework walks them in order, ``shuffle=False``).
 The measurements are interleaved: each round runs every framework in turn and one SGEMM timing,
@@ -44,6 +45,32 @@ else:
 PAUSE = 0.15  # seconds between timed epochs of different frameworks
 MIN_TIMED = 0.1  # seconds of consecutive epochs per timing
 FRAMEWORKS = ["fastbp", "numpy", "torch", "jax-step", "jax-scan", "sklearn"]
+#: Hidden layers' activation (``--activation``), read by every trainer when it is built.
+ACT = "relu"
+
+
+def _numpy_activation(z):
+    """The hidden activation in place."""
+    if ACT == "relu":
+        np.maximum(z, 0, out=z)
+    elif ACT == "tanh":
+        np.tanh(z, out=z)
+    else:
+        np.negative(z, out=z)
+        np.exp(z, out=z)
+        z += 1
+        np.reciprocal(z, out=z)
+
+
+def _numpy_activation_grad(a, delta):
+    """delta *= f'(z), from the activations ``a``."""
+    if ACT == "relu":
+        delta *= a > 0
+    elif ACT == "tanh":
+        delta *= 1 - a * a
+    else:
+        delta *= a * (1 - a)
+
 
 
 def _init_params(sizes, dtype, seed=0):
@@ -62,7 +89,7 @@ class FastbpTrainer:
 
     def __init__(self, sizes, batch, X, y, dtype):
         import fastbp
-        self.net = fastbp.Network(sizes, activation="relu", output="softmax",
+        self.net = fastbp.Network(sizes, activation=ACT, output="softmax",
                                   loss="cross_entropy", dtype=dtype, seed=0)
         self.net.set_parameters(*_init_params(sizes, dtype))
         self.opt = fastbp.SGD(lr=LR, momentum=MOMENTUM)
@@ -89,7 +116,7 @@ class NumpyTrainer:
             z = acts[-1] @ W
             z += b
             if l < len(self.Ws) - 1:
-                np.maximum(z, 0, out=z)
+                _numpy_activation(z)
             acts.append(z)
         z = acts[-1]
         z -= z.max(axis=1, keepdims=True)
@@ -101,7 +128,7 @@ class NumpyTrainer:
             gb = delta.sum(axis=0)
             if l > 0:
                 delta = delta @ self.Ws[l].T
-                delta *= acts[l] > 0
+                _numpy_activation_grad(acts[l], delta)
             self.vW[l] *= MOMENTUM
             self.vW[l] += gW
             self.vb[l] *= MOMENTUM
@@ -130,7 +157,8 @@ class TorchTrainer:
                 lin.bias.copy_(torch.from_numpy(b))
             layers.append(lin)
             if l < len(Ws) - 1:
-                layers.append(torch.nn.ReLU())
+                layers.append({"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh,
+                               "sigmoid": torch.nn.Sigmoid}[ACT]())
         self.model = torch.nn.Sequential(*layers).to(getattr(torch, dtype))
         self.loss = torch.nn.CrossEntropyLoss()
         self.opt = torch.optim.SGD(self.model.parameters(), lr=LR, momentum=MOMENTUM)
@@ -155,7 +183,7 @@ def _jax_parts(sizes, dtype):
         for l, (W, b) in enumerate(params):
             h = h @ W + b
             if l < len(params) - 1:
-                h = jax.nn.relu(h)
+                h = {"relu": jax.nn.relu, "tanh": jnp.tanh, "sigmoid": jax.nn.sigmoid}[ACT](h)
         logp = jax.nn.log_softmax(h)
         return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
 
@@ -221,7 +249,8 @@ class SklearnTrainer:
 
         from sklearn.neural_network import MLPClassifier
         warnings.filterwarnings("ignore", module="sklearn")
-        self.clf = MLPClassifier(hidden_layer_sizes=tuple(sizes[1:-1]), activation="relu",
+        self.clf = MLPClassifier(hidden_layer_sizes=tuple(sizes[1:-1]),
+                                 activation={"sigmoid": "logistic"}.get(ACT, ACT),
                                  solver="sgd", alpha=0.0, batch_size=batch,
                                  learning_rate_init=LR, momentum=MOMENTUM,
                                  nesterovs_momentum=False, shuffle=False, random_state=0)
@@ -377,7 +406,7 @@ def cost_curve(dtype="float32", log=print, rounds=5):
         steps = max(64, min(512, int(2e9 / (flops_per_sample(sizes) * batch)) + 1))
         n = steps * batch
         X, y = make_data(sizes, n, dtype)
-        net = fastbp.Network(sizes, activation="relu", output="softmax", dtype=dtype, seed=0)
+        net = fastbp.Network(sizes, activation=ACT, output="softmax", dtype=dtype, seed=0)
         opt = fastbp.SGD(lr=LR, momentum=MOMENTUM)
         net.fit(X[:2 * batch], y[:2 * batch], epochs=1, batch_size=batch, optimizer=opt)
         ts, rates = [], []
@@ -412,7 +441,7 @@ def cost_curve(dtype="float32", log=print, rounds=5):
 
 
 def main(argv=None):
-    global LR
+    global LR, ACT
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("-w", "--workloads", default="digits,mnist,wide",
                     help="comma-separated: " + ", ".join(WORKLOADS))
@@ -424,6 +453,8 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, help="batch size for --sizes (or override -w's)")
     ap.add_argument("--samples", type=int, default=0, help="samples per epoch for --sizes")
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    ap.add_argument("--activation", default="relu", choices=["relu", "tanh", "sigmoid"],
+                    help="hidden layers' activation, for every framework")
     ap.add_argument("--lr", type=float, default=LR,
                     help=f"learning rate for every framework (default {LR}; lower it where "
                          "small batches diverge on the random data)")
@@ -439,6 +470,7 @@ def main(argv=None):
             ap.error(f"unknown framework {f!r}")
     default_rounds = {"digits": 15, "mnist": 7, "wide": 3}
     LR = args.lr  # every trainer reads the module's LR when it is built (or traced)
+    ACT = args.activation
     results = []
     if not (args.curve and args.no_table):
         import numba

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -84,6 +85,27 @@ def test_compare_script_learning_rate_option():
     finally:
         compare.LR = default
     assert set(results[0]["sps"]) == {"fastbp", "numpy"}
+
+
+@pytest.mark.parametrize("act", ["tanh", "sigmoid"])
+def test_compare_script_activation_option(act):
+    """``--activation`` reaches every trainer: after one epoch on the same data and batch
+    order, fastbp's parameters and the NumPy peer's agree (float64), which they would not if
+    either trained another activation."""
+    from asv_benchmarks import compare
+    try:
+        compare.main(["--sizes", "8,16,3", "--batch", "4", "--samples", "32", "--dtype",
+                      "float64", "--activation", act, "-f", "fastbp,numpy", "--rounds", "1"])
+        assert compare.ACT == act
+        X, y = compare.make_data([8, 16, 3], 32, "float64")
+        fb = compare.FastbpTrainer([8, 16, 3], 4, X, y, "float64")
+        npy = compare.NumpyTrainer([8, 16, 3], 4, X, y, "float64")
+        fb.epoch()
+        npy.epoch()
+    finally:
+        compare.ACT = "relu"
+    for got, want in zip(fb.net.weights + fb.net.biases, npy.Ws + npy.bs):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
 
 
 def test_asv_check_finds_no_problems():

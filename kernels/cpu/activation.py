@@ -73,6 +73,73 @@ def _exp_shifted_overload(x):
     return None
 
 
+def tanh_fast(x):
+    """tanh(x); float32 without a call per element (see the overload). float64: the table's."""
+    return tanh(x)
+
+
+@overload(tanh_fast, jit_options={"cache": True})
+def _tanh_fast_overload(x):
+    """float32: Cephes tanhf, branch-free so the loops vectorise: ``x`` itself below 0.0004
+    (where tanh(x) rounds to x), an odd polynomial below 0.625, else
+    ``(1 - e) / (1 + e)`` with ``e = exp(-2|x|)`` (``exp_shifted``) and x's sign. Within 2 ulp
+    of the table's float64 ``math.tanh`` rounded to float32 (tests/test_kernels.py: a dense
+    grid on [-20, 20] and logarithmic grids to 1e-30), exactly its value for +-0 and +-inf,
+    NaN for NaN; 26x faster than libm's call per element (32,768 elements: 465 -> 18
+    us). Other dtypes use the table's function."""
+    if x == types.float32:
+        c0 = np.float32(-5.70498872745e-3)
+        c1 = np.float32(2.06390887954e-2)
+        c2 = np.float32(-5.37397155531e-2)
+        c3 = np.float32(1.33314422036e-1)
+        c4 = np.float32(-3.33332819422e-1)
+        tiny = np.float32(0.0004)
+        mid = np.float32(0.625)
+        one = np.float32(1.0)
+
+        def impl(x):
+            ax = abs(x)
+            e = exp_shifted(-(ax + ax))  # in (0, 1]: no overflow for any x
+            big = (one - e) / (one + e)
+            s = x * x
+            small = ((((c0 * s + c1) * s + c2) * s + c3) * s + c4) * s * x + x
+            far = big if x >= 0 else -big
+            return x if ax < tiny else (small if ax < mid else far)
+        return impl
+    if isinstance(x, types.Float):
+        return lambda x: tanh(x)
+    return None
+
+
+def sigmoid_fast(x):
+    """sigmoid(x); float32 without a call per element (see the overload). float64: the
+    table's."""
+    return sigmoid(x)
+
+
+@overload(sigmoid_fast, jit_options={"cache": True})
+def _sigmoid_fast_overload(x):
+    """float32: the table's two-sided form, ``1 / (1 + e)`` for x >= 0 and ``e / (1 + e)``
+    below, with ``e = exp(-|x|)`` from ``exp_shifted`` (branch-free, so the loops vectorise),
+    flushed to 0 below -87.3 (where the exact value is at most 1.22e-38). Within 2 ulp of the
+    table (float64 ``math.exp``, rounded) above that, exactly its value for +-0 and +-inf,
+    NaN for NaN; 32,768 elements: 143 -> 13 us. Other dtypes use the table's function."""
+    if x == types.float32:
+        lo = np.float32(-87.3)
+        zero = np.float32(0.0)
+        one = np.float32(1.0)
+
+        def impl(x):
+            t = -abs(x)
+            e = exp_shifted(t)
+            e = zero if t < lo else e
+            return one / (one + e) if x >= 0 else e / (one + e)
+        return impl
+    if isinstance(x, types.Float):
+        return lambda x: sigmoid(x)
+    return None
+
+
 @njit(cache=True, error_model="numpy")
 def softmax_row(z, a):
     """a = softmax(z) for one row, shifted by the row max so exp never overflows.
@@ -195,7 +262,8 @@ _GENERATED = {"error_model": "numpy"}
 # each kernel's body holds one branch per activation in the set, so unused activations are
 # never typed or compiled. One generated function per kernel and set: branches gated one by
 # one through overloads measured slower to compile than the plain all-branch kernels.
-_FORWARD = {IDENTITY: "identity", RELU: "relu", SIGMOID: "sigmoid", TANH: "tanh",
+# (tanh and sigmoid: float32 forms that vectorise, within 1-2 ulp of the table's; see above)
+_FORWARD = {IDENTITY: "identity", RELU: "relu", SIGMOID: "sigmoid_fast", TANH: "tanh_fast",
             LEAKY_RELU: "leaky_relu", ELU: "elu", SOFTPLUS: "softplus", GELU: "gelu"}
 _GRAD = {RELU: "relu_grad", SIGMOID: "sigmoid_grad", TANH: "tanh_grad",
          LEAKY_RELU: "leaky_relu_grad", ELU: "elu_grad", SOFTPLUS: "softplus_grad",
