@@ -26,7 +26,7 @@ from numba.extending import overload
 from .blas import _gemm_types_ok, gemm_into
 from .views import borrowed_flat
 from .simd import SCRATCH, lanes, stack_scratch, transpose_block, vload, vstore
-from .stream import STREAM_TASK_ROWS, nn_stream_cols, nn_stream_width, nt_stream_rows, streams
+from .stream import STREAM_TASK_ROWS, nn_stream_task, nn_stream_width, nt_stream_task, streams
 from .tile import tile
 
 #: Products with at least this many multiply-adds go to BLAS. Measured on 2 cores: on one
@@ -184,18 +184,23 @@ def _nn_packed_panel(a, b, c, P, M, R, N, j0):
 
 
 @njit(cache=True, parallel=True)
-def _nn_panels_parallel(a, b, c, M, K, N, stream):
+def _nn_panels_parallel(a, b, c, M, K, N):
     """Every two-vector column panel of ``c (M, N) = a (M, K) @ b (K, N)``, one panel per
-    task, or with ``stream`` (``stream.py``: few rows) every block of ``nn_stream_width``
-    columns: tasks write disjoint columns, so no two threads touch the same output. (One
-    parallel function for both: each costs a threaded fit's cold compile about a second.)"""
-    W = nn_stream_width(M, N, a) if stream else 2 * lanes(a)
+    task: tasks write disjoint columns, so no two threads touch the same output."""
+    W = 2 * lanes(a)
     for p in prange((N + W - 1) // W):
         P = stack_scratch(a)  # one per task, on that thread's stack
-        if stream:
-            nn_stream_cols(a, b, c, M, K, N, p * W, min(N, (p + 1) * W), P)
-        else:
-            _nn_packed_panel(a, b, c, P, M, K, N, p * W)
+        _nn_packed_panel(a, b, c, P, M, K, N, p * W)
+
+
+@njit(cache=True, parallel=True)
+def _nn_stream_parallel(a, b, c, M, K, N):
+    """``c (M, N) = a (M, K) @ b (K, N)`` for few rows (``stream.py``), one block of
+    ``nn_stream_width`` columns per task (disjoint columns). A parallel function of its own:
+    as a branch of ``_nn_panels_parallel`` it made that one compile 2 s longer."""
+    W = nn_stream_width(M, N, a)
+    for p in prange((N + W - 1) // W):
+        nn_stream_task(a, b, c, M, K, N, p * W, min(N, (p + 1) * W))
 
 
 #: ``A.T @ B`` packs blocks of ``A`` (``TN_KC`` reduction rows by ``TN_MC`` output rows) when
@@ -293,16 +298,20 @@ def _nt_panel(a, b, c, P, M, J, K, k0):
 
 
 @njit(cache=True, parallel=True)
-def _nt_panels_parallel(a, b, c, M, J, K, stream):
-    """Every two-vector column panel of ``c (M, K) = a (M, J) @ b (K, J).T``, one per task, or
-    with ``stream`` (``stream.py``: few rows) blocks of ``STREAM_TASK_ROWS`` rows of b."""
-    W = STREAM_TASK_ROWS if stream else 2 * lanes(a)
+def _nt_panels_parallel(a, b, c, M, J, K):
+    W = 2 * lanes(a)
     for p in prange((K + W - 1) // W):
         P = stack_scratch(a)  # one per task, on that thread's stack
-        if stream:
-            nt_stream_rows(a, b, c, M, J, K, p * W, min(K, (p + 1) * W), P)
-        else:
-            _nt_panel(a, b, c, P, M, J, K, p * W)
+        _nt_panel(a, b, c, P, M, J, K, p * W)
+
+
+@njit(cache=True, parallel=True)
+def _nt_stream_parallel(a, b, c, M, J, K):
+    """``c (M, K) = a (M, J) @ b (K, J).T`` for few rows (``stream.py``), one block of
+    ``STREAM_TASK_ROWS`` rows of b per task."""
+    T = STREAM_TASK_ROWS
+    for p in prange((K + T - 1) // T):
+        nt_stream_task(a, b, c, M, J, K, p * T, min(K, (p + 1) * T))
 
 
 @njit(cache=True)
@@ -334,7 +343,7 @@ def matmul(A, B, out, threaded=None):
     # 0.22 -> 0.11 ms). Only threaded specialisations hold the streamed code (``is not
     # None`` prunes it from the others: 1.1 s of a digits cold start when it was compiled in)
     if threaded is not None and threaded and streams(M, K, N, a):
-        _nn_panels_parallel(a, _flat(B), _flat(out), M, K, N, True)
+        _nn_stream_parallel(a, _flat(B), _flat(out), M, K, N)
         return
     if _blas_wins(M * K * N, a, threaded):
         _dot_into(A, B, out)
@@ -342,7 +351,7 @@ def matmul(A, B, out, threaded=None):
     b = _flat(B)
     c = _flat(out)
     if threaded is not None and threaded and M * K * N >= PARALLEL_MIN_MACS:
-        _nn_panels_parallel(a, b, c, M, K, N, False)
+        _nn_panels_parallel(a, b, c, M, K, N)
         return
     W = 2 * lanes(a)
     for j0 in range(0, N, W):
@@ -420,7 +429,7 @@ def matmul_nt(A, B, out, threaded=None):
     # a parallel region: a 1024-4096-1024 step at batch 1 took 20 ms instead of 12 on one
     # thread). Pruned from unthreaded specialisations, as in ``matmul``.
     if threaded is not None and threaded and streams(M, J, K, a):
-        _nt_panels_parallel(a, _flat(B), _flat(out), M, J, K, True)
+        _nt_stream_parallel(a, _flat(B), _flat(out), M, J, K)
         return
     # one row on one thread: BLAS's dot-product GEMV reads B's rows in place (1x128 @
     # (256x128).T: 1.18 us against 2.99 for packing the panels here)
@@ -433,7 +442,7 @@ def matmul_nt(A, B, out, threaded=None):
     b = _flat(B)
     c = _flat(out)
     if threaded is not None and threaded and M * J * K >= PARALLEL_MIN_MACS:
-        _nt_panels_parallel(a, b, c, M, J, K, False)
+        _nt_panels_parallel(a, b, c, M, J, K)
         return
     P = stack_scratch(a)
     W = 2 * lanes(a)

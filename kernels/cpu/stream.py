@@ -18,14 +18,16 @@ whole rows). Here every task reads whole runs of rows instead:
 
 Both are deterministic and allocate nothing (the horizontal sums go through a stack buffer).
 ``gemm.matmul`` and ``gemm.matmul_nt`` choose them (``streams``) when called with
-``threaded=True``, as tasks of ``gemm``'s existing parallel functions: a threaded fit
-compiles no new parallel region, and the unthreaded specialisations none of this code (it
+``threaded=True``, as the tasks of two parallel loops of their own (``gemm._nn_stream_parallel``,
+``_nt_stream_parallel``); unthreaded specialisations hold none of this code (compiled in, it
 cost a digits cold start 1.1 s). The engine threads a net with such a layer at such a batch
 whatever its arithmetic (``fastbp/_threading.py::threaded_flag``): two cores read faster.
+Cost: a threaded net's first epoch compiles them too (mnist-sized, empty cache: 16.7-16.8 ->
+21.2-21.7 s).
 """
 from numba import njit
 
-from .simd import SCRATCH, lanes, vadd, vfma, vload, vsplat, vstore, vzero
+from .simd import SCRATCH, lanes, stack_scratch, vadd, vfma, vload, vsplat, vstore, vzero
 
 #: Products with at most this many rows stream ``B`` (measured, 1024 x 4096 float32 over two
 #: threads, ms a product; tiles / streamed: see docs/performance.md, tenth session).
@@ -144,3 +146,20 @@ def nt_stream_rows(a, b, c, M, J, K, k0, k1, scr):
             for lane in range(1, V):
                 s += scr[lane]
             c[i * K + k] = s
+
+
+# The tasks as functions of their own, not inlined: inlined into the body of a parallel loop
+# (then a branch of gemm's panel loops), each kernel made that loop compile about 4 s longer
+# (a threaded fit's cold start 17 -> 27 s); called from a loop of its own, about 1 s.
+
+
+@njit(cache=True, error_model="numpy")
+def nn_stream_task(a, b, c, M, K, N, j0, j1):
+    """``nn_stream_cols`` with its own stack buffer: one task of a parallel loop."""
+    nn_stream_cols(a, b, c, M, K, N, j0, j1, stack_scratch(a))
+
+
+@njit(cache=True, error_model="numpy")
+def nt_stream_task(a, b, c, M, J, K, k0, k1):
+    """``nt_stream_rows`` with its own stack buffer: one task of a parallel loop."""
+    nt_stream_rows(a, b, c, M, J, K, k0, k1, stack_scratch(a))
