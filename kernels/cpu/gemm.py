@@ -444,7 +444,7 @@ def matmul_nt(A, B, out, threaded=None):
     if threaded is not None and threaded and M * J * K >= PARALLEL_MIN_MACS:
         _nt_panels_parallel(a, b, c, M, J, K)
         return
-    P = stack_scratch(a)
     W = 2 * lanes(a)
+    P = stack_scratch(a)
     for k0 in range(0, K, W):
         _nt_panel(a, b, c, P, M, J, K, k0)
