@@ -7,11 +7,12 @@ for a weight matrix that is not in cache that stride defeats the prefetchers (me
 float32 1 x 1024 @ 1024 x 4096 over two threads: 15 GB/s, against 50 for a GEMV that reads
 whole rows). Here every task reads whole runs of rows instead:
 
-* ``A @ B`` (``nn_stream_cols``): a task owns a block of output columns, its ``M`` output
-  rows held in L1, and walks B's rows top to bottom, each row's run of the block contiguous.
-  Every output element is the same chain of fused multiply-adds, in the same order, as in
-  the one-thread register tile (``tile.py``: from 0, reduction index ascending), so the
-  result is bit for bit ``gemm.matmul(A, B, out)`` on one thread.
+* ``A @ B`` (``nn_stream_cols``): a task owns a block of output columns, keeps the sums of
+  its ``M`` rows in a stack buffer (in L1) and walks B's rows top to bottom, four at a time,
+  each row's run of the block contiguous. Every output element is the same chain of fused
+  multiply-adds, in the same order, as in the register tile (``tile.py``: from 0, reduction
+  index ascending) over the whole reduction, so the result is bit for bit the tiles' on one
+  thread (tests/test_stream.py).
 * ``A @ B.T`` (``nt_stream_rows``): a task owns a block of B's rows (output columns); each
   output element is a dot product of two contiguous rows, summed lane-wise in vectors
   (lane ``l`` takes the terms ``j = l mod lanes`` in order) and then across lanes in order.
