@@ -72,7 +72,6 @@ def _numpy_activation_grad(a, delta):
         delta *= a * (1 - a)
 
 
-
 def _init_params(sizes, dtype, seed=0):
     """He-normal weights, zero biases: every framework starts from these same values."""
     rng = np.random.default_rng(seed)
