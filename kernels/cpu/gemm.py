@@ -223,6 +223,14 @@ def tn_packs(M, V):
 
 
 @njit(cache=True, inline='always')
+def tn_splits(R, M, N, like):
+    """Whether a threaded ``A.T @ B`` (R reduction rows, M x N output) splits over the threads:
+    enough arithmetic, or few rows into a large output, which is bound by writing it (as a
+    streamed product, ``stream.py``). ``gradient_step.fuses`` asks the same question."""
+    return R * M * N >= PARALLEL_MIN_MACS or streams(R, M, N, like)
+
+
+@njit(cache=True, inline='always')
 def tn_chunk(pack, V):
     """Reduction rows the threaded ``A.T @ B`` sums in registers before adding them to its
     output (which fixes its rounding; ``gradient_step.py`` reproduces it): ``TN_KC`` where it
@@ -387,9 +395,7 @@ def matmul_tn(A, B, out, threaded=None):
         return
     b = _flat(B)
     c = _flat(out)
-    # few rows into a large output: bound by writing it, so it splits as a streamed product
-    if threaded is not None and threaded and (M * R * N >= PARALLEL_MIN_MACS
-                                              or streams(R, M, N, a)):
+    if threaded is not None and threaded and tn_splits(R, M, N, a):
         _tn_panels_parallel(a, b, c, M, R, N)
         return
     W = 2 * lanes(a)

@@ -22,8 +22,7 @@ from numba.extending import overload
 from ..activations import ADAM, SGD
 
 from .bounds import max_abs
-from .gemm import PARALLEL_MIN_MACS, _blas_wins, _panel, tn_chunk, tn_packs
-from .stream import streams
+from .gemm import _blas_wins, _panel, tn_chunk, tn_packs, tn_splits
 from .simd import SCRATCH, lanes, stack_scratch, vload, vstore
 from .uses import uses_optimizer
 from .updates import _adam, _adam_scalars, _as_dtype_of, _sgd_momentum, _sgd_nesterov, \
@@ -274,7 +273,4 @@ def fuses(R, M, N, like, threaded):
     differ). ``like``: an array of the parameters' dtype."""
     if threaded is None or not threaded:
         return False
-    macs = R * M * N
-    # (few rows: the product splits over the threads as a streamed one, gemm.matmul_tn)
-    return (macs >= PARALLEL_MIN_MACS or streams(R, M, N, like)) and not _blas_wins(
-        macs, like, threaded)
+    return tn_splits(R, M, N, like) and not _blas_wins(R * M * N, like, threaded)
