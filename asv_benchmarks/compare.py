@@ -1,7 +1,7 @@
 """Side-by-side training speed: fastbp against what users would pick instead, in one process.
 
-Every framework trains the same network (ReLU hidden layers, or ``--activation tanh`` /
-``sigmoid``; softmax + cross-entropy, SGD with
+Every framework trains the same network (ReLU hidden layers, or ``--activation tanh``,
+``sigmoid``, ``elu``, ``softplus`` or ``gelu``; softmax + cross-entropy, SGD with
 momentum 0.9, no weight decay) on the same float data, in the same batch order (the data are
 shuffled once with a fixed seed and every framework walks them in order, ``shuffle=False``).
 The measurements are interleaved: each round runs every framework in turn and one SGEMM timing,
@@ -55,21 +55,43 @@ def _numpy_activation(z):
         np.maximum(z, 0, out=z)
     elif ACT == "tanh":
         np.tanh(z, out=z)
-    else:
+    elif ACT == "sigmoid":
         np.negative(z, out=z)
         np.exp(z, out=z)
         z += 1
         np.reciprocal(z, out=z)
+    elif ACT == "elu":
+        np.copyto(z, np.expm1(z), where=z <= 0)
+    elif ACT == "softplus":
+        np.logaddexp(z, 0, out=z)
+    else:  # gelu, exact (erf) form
+        z *= 0.5 * (1 + _erf(z / np.sqrt(2.0)))
 
 
-def _numpy_activation_grad(a, delta):
-    """delta *= f'(z), from the activations ``a``."""
+def _erf(x):
+    """erf elementwise (scipy's where installed; NumPy has none)."""
+    try:
+        from scipy.special import erf
+        return erf(x).astype(x.dtype, copy=False)
+    except ImportError:  # pragma: no cover
+        return np.vectorize(math.erf, otypes=[x.dtype])(x)
+
+
+def _numpy_activation_grad(z, a, delta):
+    """delta *= f'(z), from the pre-activations ``z`` or the activations ``a``."""
     if ACT == "relu":
         delta *= a > 0
     elif ACT == "tanh":
         delta *= 1 - a * a
-    else:
+    elif ACT == "sigmoid":
         delta *= a * (1 - a)
+    elif ACT == "elu":
+        delta *= np.where(z > 0, 1, a + 1)
+    elif ACT == "softplus":
+        delta *= -np.expm1(-a)  # sigmoid(z) = 1 - exp(-softplus(z))
+    else:
+        delta *= (0.5 * (1 + _erf(z / np.sqrt(2.0)))
+                  + z * np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi))
 
 
 def _init_params(sizes, dtype, seed=0):
@@ -110,10 +132,11 @@ class NumpyTrainer:
         self.Y = np.eye(sizes[-1], dtype=dtype)[y]
 
     def step(self, x, Y):
-        acts = [x]
+        acts, zs = [x], [None]
         for l, (W, b) in enumerate(zip(self.Ws, self.bs)):
             z = acts[-1] @ W
             z += b
+            zs.append(z.copy() if ACT in ("elu", "gelu") else None)
             if l < len(self.Ws) - 1:
                 _numpy_activation(z)
             acts.append(z)
@@ -127,7 +150,7 @@ class NumpyTrainer:
             gb = delta.sum(axis=0)
             if l > 0:
                 delta = delta @ self.Ws[l].T
-                _numpy_activation_grad(acts[l], delta)
+                _numpy_activation_grad(zs[l], acts[l], delta)
             self.vW[l] *= MOMENTUM
             self.vW[l] += gW
             self.vb[l] *= MOMENTUM
@@ -157,7 +180,8 @@ class TorchTrainer:
             layers.append(lin)
             if l < len(Ws) - 1:
                 layers.append({"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh,
-                               "sigmoid": torch.nn.Sigmoid}[ACT]())
+                               "sigmoid": torch.nn.Sigmoid, "elu": torch.nn.ELU,
+                               "softplus": torch.nn.Softplus, "gelu": torch.nn.GELU}[ACT]())
         self.model = torch.nn.Sequential(*layers).to(getattr(torch, dtype))
         self.loss = torch.nn.CrossEntropyLoss()
         self.opt = torch.optim.SGD(self.model.parameters(), lr=LR, momentum=MOMENTUM)
@@ -182,7 +206,9 @@ def _jax_parts(sizes, dtype):
         for l, (W, b) in enumerate(params):
             h = h @ W + b
             if l < len(params) - 1:
-                h = {"relu": jax.nn.relu, "tanh": jnp.tanh, "sigmoid": jax.nn.sigmoid}[ACT](h)
+                h = {"relu": jax.nn.relu, "tanh": jnp.tanh, "sigmoid": jax.nn.sigmoid,
+                     "elu": jax.nn.elu, "softplus": jax.nn.softplus,
+                     "gelu": lambda v: jax.nn.gelu(v, approximate=False)}[ACT](h)
         logp = jax.nn.log_softmax(h)
         return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
 
@@ -249,7 +275,7 @@ class SklearnTrainer:
         from sklearn.neural_network import MLPClassifier
         warnings.filterwarnings("ignore", module="sklearn")
         self.clf = MLPClassifier(hidden_layer_sizes=tuple(sizes[1:-1]),
-                                 activation={"sigmoid": "logistic"}.get(ACT, ACT),
+                                 activation=SKLEARN_ACTIVATIONS[ACT],
                                  solver="sgd", alpha=0.0, batch_size=batch,
                                  learning_rate_init=LR, momentum=MOMENTUM,
                                  nesterovs_momentum=False, shuffle=False, random_state=0)
@@ -265,7 +291,14 @@ TRAINERS = {"fastbp": FastbpTrainer, "numpy": NumpyTrainer, "torch": TorchTraine
 _MODULE = {"torch": "torch", "jax-step": "jax", "jax-scan": "jax", "sklearn": "sklearn"}
 
 
+#: The hidden activations scikit-learn's MLPClassifier offers (under its own names).
+SKLEARN_ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "sigmoid": "logistic"}
+ACTIVATIONS = ["relu", "tanh", "sigmoid", "elu", "softplus", "gelu"]
+
+
 def available(name):
+    if name == "sklearn" and ACT not in SKLEARN_ACTIVATIONS:
+        return False
     mod = _MODULE.get(name)
     if mod is None:
         return True
@@ -304,7 +337,7 @@ def compare_workload(name, sizes, batch, n, frameworks, rounds, dtype="float32",
     trainers, reps = {}, {}
     for fw in frameworks:
         if not available(fw):
-            log(f"  {fw}: not installed, skipped")
+            log(f"  {fw}: not installed (or no {ACT} activation), skipped")
             continue
         t = time.perf_counter()
         tr = TRAINERS[fw](sizes, batch, X, y, dtype)
@@ -452,8 +485,9 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, help="batch size for --sizes (or override -w's)")
     ap.add_argument("--samples", type=int, default=0, help="samples per epoch for --sizes")
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    ap.add_argument("--activation", default="relu", choices=["relu", "tanh", "sigmoid"],
-                    help="hidden layers' activation, for every framework")
+    ap.add_argument("--activation", default="relu", choices=ACTIVATIONS,
+                    help="hidden layers' activation, for every framework (scikit-learn "
+                         "has no elu, softplus or gelu: it sits those out)")
     ap.add_argument("--lr", type=float, default=LR,
                     help=f"learning rate for every framework (default {LR}; lower it where "
                          "small batches diverge on the random data)")

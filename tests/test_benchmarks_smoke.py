@@ -87,7 +87,7 @@ def test_compare_script_learning_rate_option():
     assert set(results[0]["sps"]) == {"fastbp", "numpy"}
 
 
-@pytest.mark.parametrize("act", ["tanh", "sigmoid"])
+@pytest.mark.parametrize("act", ["tanh", "sigmoid", "elu", "softplus", "gelu"])
 def test_compare_script_activation_option(act):
     """``--activation`` reaches every trainer: after one epoch on the same data and batch
     order, fastbp's parameters and the NumPy peer's agree (float64), which they would not if
