@@ -5,139 +5,20 @@ is an explicit branch per activation code. Each branch sits outside its inner lo
 loop is a straight, vectorisable run over one row. The 2-D kernels the drivers use take an
 optional ``uses`` (``uses.py``): the loops of activations outside it are not compiled.
 """
-import math
-
-import numpy as np
-from llvmlite import ir
 from numba import njit, types
-from numba.extending import intrinsic, overload
+from numba.extending import overload
 
 from ..activations import (ELU, GELU, IDENTITY, LEAKY_RELU, RELU, SIGMOID, SOFTMAX, SOFTPLUS,
                            TANH)
 from .views import borrowed_flat
+from .vecmath import exp_shifted
+from .vecmath import (elu_fast, gelu_fast, gelu_grad_fast,  # noqa: F401
+                      sigmoid_fast, softplus_fast, softplus_grad_fast,
+                      tanh_fast)  # (named in the generated loops' source below)
 from .scalar import (elu, elu_grad, gelu, gelu_grad, identity, leaky_relu, leaky_relu_grad,
                      relu, relu_grad, sigmoid, sigmoid_grad, softplus, softplus_grad, tanh,
                      tanh_grad)
 from .uses import uses_activation
-
-
-@intrinsic
-def _int32_bits_as_float32(typingctx, i):
-    """Reinterpret the low 32 bits of an integer as a float32 (a bitcast; vectorises)."""
-    if not isinstance(i, types.Integer):
-        return None
-
-    def codegen(context, builder, signature, args):
-        v = args[0]
-        if v.type.width > 32:
-            v = builder.trunc(v, ir.IntType(32))
-        return builder.bitcast(v, ir.FloatType())
-    return types.float32(i), codegen
-
-
-def exp_shifted(x):
-    """exp(x) for x <= 0 (softmax's ``z - max(z)``). float64: math.exp."""
-    return math.exp(x)
-
-
-@overload(exp_shifted, jit_options={"cache": True})
-def _exp_shifted_overload(x):
-    """float32: Cephes expf (range reduction by ln 2, degree-6 polynomial, 2**n by building
-    the exponent bits): within 2 ulp of math.exp, branch-free, so the softmax loops vectorise
-    (libm's expf is a call per element). Below -87.3 it returns ~1.2e-38 instead of a
-    denormal or 0: nothing a softmax row sum (>= 1) can see."""
-    if x == types.float32:
-        log2e = np.float32(1.44269504088896341)
-        c1 = np.float32(0.693359375)
-        c2 = np.float32(-2.12194440e-4)
-        p0 = np.float32(1.9875691500e-4)
-        p1 = np.float32(1.3981999507e-3)
-        p2 = np.float32(8.3334519073e-3)
-        p3 = np.float32(4.1665795894e-2)
-        p4 = np.float32(1.6666665459e-1)
-        p5 = np.float32(5.0000001201e-1)
-        lo = np.float32(-87.3)
-        half = np.float32(0.5)
-        one = np.float32(1.0)
-
-        def impl(x):
-            x = max(x, lo)
-            fx = np.float32(math.floor(x * log2e + half))
-            r = x - fx * c1 - fx * c2
-            r2 = r * r
-            y = (((((p0 * r + p1) * r + p2) * r + p3) * r + p4) * r + p5) * r2 + r + one
-            return y * _int32_bits_as_float32((np.int32(fx) + 127) << 23)
-        return impl
-    if isinstance(x, types.Float):
-        return lambda x: math.exp(x)
-    return None
-
-
-def tanh_fast(x):
-    """tanh(x); float32 without a call per element (see the overload). float64: the table's."""
-    return tanh(x)
-
-
-@overload(tanh_fast, jit_options={"cache": True})
-def _tanh_fast_overload(x):
-    """float32: Cephes tanhf, branch-free so the loops vectorise: ``x`` itself below 0.0004
-    (where tanh(x) rounds to x), an odd polynomial below 0.625, else
-    ``(1 - e) / (1 + e)`` with ``e = exp(-2|x|)`` (``exp_shifted``) and x's sign. Within 2 ulp
-    of the table's float64 ``math.tanh`` rounded to float32 (tests/test_kernels.py: a dense
-    grid on [-20, 20] and logarithmic grids to 1e-30), exactly its value for +-0 and +-inf,
-    NaN for NaN; 26x faster than libm's call per element (32,768 elements: 465 -> 18
-    us). Other dtypes use the table's function."""
-    if x == types.float32:
-        c0 = np.float32(-5.70498872745e-3)
-        c1 = np.float32(2.06390887954e-2)
-        c2 = np.float32(-5.37397155531e-2)
-        c3 = np.float32(1.33314422036e-1)
-        c4 = np.float32(-3.33332819422e-1)
-        tiny = np.float32(0.0004)
-        mid = np.float32(0.625)
-        one = np.float32(1.0)
-
-        def impl(x):
-            ax = abs(x)
-            e = exp_shifted(-(ax + ax))  # in (0, 1]: no overflow for any x
-            big = (one - e) / (one + e)
-            s = x * x
-            small = ((((c0 * s + c1) * s + c2) * s + c3) * s + c4) * s * x + x
-            far = big if x >= 0 else -big
-            return x if ax < tiny else (small if ax < mid else far)
-        return impl
-    if isinstance(x, types.Float):
-        return lambda x: tanh(x)
-    return None
-
-
-def sigmoid_fast(x):
-    """sigmoid(x); float32 without a call per element (see the overload). float64: the
-    table's."""
-    return sigmoid(x)
-
-
-@overload(sigmoid_fast, jit_options={"cache": True})
-def _sigmoid_fast_overload(x):
-    """float32: the table's two-sided form, ``1 / (1 + e)`` for x >= 0 and ``e / (1 + e)``
-    below, with ``e = exp(-|x|)`` from ``exp_shifted`` (branch-free, so the loops vectorise),
-    flushed to 0 below -87.3 (where the exact value is at most 1.22e-38). Within 2 ulp of the
-    table (float64 ``math.exp``, rounded) above that, exactly its value for +-0 and +-inf,
-    NaN for NaN; 32,768 elements: 143 -> 13 us. Other dtypes use the table's function."""
-    if x == types.float32:
-        lo = np.float32(-87.3)
-        zero = np.float32(0.0)
-        one = np.float32(1.0)
-
-        def impl(x):
-            t = -abs(x)
-            e = exp_shifted(t)
-            e = zero if t < lo else e
-            return one / (one + e) if x >= 0 else e / (one + e)
-        return impl
-    if isinstance(x, types.Float):
-        return lambda x: sigmoid(x)
-    return None
 
 
 @njit(cache=True, error_model="numpy")
@@ -262,12 +143,14 @@ _GENERATED = {"error_model": "numpy"}
 # each kernel's body holds one branch per activation in the set, so unused activations are
 # never typed or compiled. One generated function per kernel and set: branches gated one by
 # one through overloads measured slower to compile than the plain all-branch kernels.
-# (tanh and sigmoid: float32 forms that vectorise, within 1-2 ulp of the table's; see above)
+# (the ``*_fast`` forms: branch-free versions that vectorise, within 1-3 ulp of the table's;
+# vecmath.py)
 _FORWARD = {IDENTITY: "identity", RELU: "relu", SIGMOID: "sigmoid_fast", TANH: "tanh_fast",
-            LEAKY_RELU: "leaky_relu", ELU: "elu", SOFTPLUS: "softplus", GELU: "gelu"}
+            LEAKY_RELU: "leaky_relu", ELU: "elu_fast", SOFTPLUS: "softplus_fast",
+            GELU: "gelu_fast"}
 _GRAD = {RELU: "relu_grad", SIGMOID: "sigmoid_grad", TANH: "tanh_grad",
-         LEAKY_RELU: "leaky_relu_grad", ELU: "elu_grad", SOFTPLUS: "softplus_grad",
-         GELU: "gelu_grad"}
+         LEAKY_RELU: "leaky_relu_grad", ELU: "elu_grad", SOFTPLUS: "softplus_grad_fast",
+         GELU: "gelu_grad_fast"}
 _ALL_CODES = tuple(range(SOFTMAX + 1))
 
 
