@@ -472,3 +472,48 @@ def test_vectorised_float32_derivative_accuracy(act):
     tiny = math.exp(-87.3)
     bound = 3 * np.spacing(scale.astype(np.float32)).astype(np.float64)
     assert np.all((err <= bound) | (err <= tiny)), z[np.argmax(err - bound)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_threaded_activation_passes_give_the_same_bits(dtype):
+    """A threaded net's activation passes (``threaded=True``) split their rows over the
+    threads where the loop is transcendental and large (activation.py,
+    ``PARALLEL_MIN_ACT_ELEMENTS``): every activation gives the unsplit pass's bits, forward
+    and derivative, and the split path did run (its parallel functions compiled)."""
+    from fastbp.kernels.cpu import activation as act_mod
+    rng = np.random.default_rng(3)
+    n, m = 131, 127  # 16,637 elements: just past the threshold, odd row split
+    assert n * m >= act_mod.PARALLEL_MIN_ACT_ELEMENTS
+    for act, code in ACTIVATION_CODES.items():
+        if act == "softmax":
+            continue
+        Z0 = (rng.standard_normal((n, m)) * 3).astype(dtype)
+        b = rng.standard_normal(m).astype(dtype)
+        D0 = rng.standard_normal((n, m)).astype(dtype)
+        out = []
+        for threaded in (None, True):
+            Z, A, D = Z0.copy(), np.empty_like(Z0), D0.copy()
+            act_mod.bias_activation(Z, b, code, A, None, threaded)
+            act_mod.mul_activation_grad_2d(Z, A, code, D, None, threaded)
+            out.append((Z, A, D))
+        for got, want in zip(out[1], out[0]):
+            assert np.array_equal(got.view(np.uint8), want.view(np.uint8)), act
+    assert act_mod._bias_activation_parallel.signatures
+    assert act_mod._grad_parallel.signatures
+
+
+def test_only_transcendental_nets_compile_split_activation_passes():
+    """The split passes compile only for a ``uses`` set with an activation that splits:
+    a net of plain activations (ReLU and the like) keeps none in its threaded code."""
+    from fastbp.kernels.activations import GELU, RELU, SOFTMAX, TANH
+    from fastbp.kernels.cpu import activation as act_mod
+    from fastbp.kernels.cpu.uses import Uses, UsesType
+    from numba import typeof
+    plain = typeof(Uses.for_network([RELU, SOFTMAX]))
+    tanh = typeof(Uses.for_network([TANH, SOFTMAX]))
+    assert isinstance(plain, UsesType)
+    assert not act_mod._any_of(plain, act_mod._SPLIT_FORWARD)
+    assert not act_mod._any_of(plain, act_mod._SPLIT_GRAD)
+    assert act_mod._any_of(tanh, act_mod._SPLIT_FORWARD)
+    assert act_mod._any_of(typeof(Uses([GELU])), act_mod._SPLIT_GRAD)
+    assert not act_mod._any_of(typeof(Uses([TANH])), act_mod._SPLIT_GRAD)

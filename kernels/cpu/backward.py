@@ -216,4 +216,4 @@ def hidden_delta(delta_next, W_next, Z, A, code, delta, threaded=None, uses=None
         return
     matmul_nt(delta_next, W_next, delta, threaded)
     # the 2-D loop: a view per row costs a reference-count round trip, more than its arithmetic
-    mul_activation_grad_2d(Z, A, code, delta, uses)
+    mul_activation_grad_2d(Z, A, code, delta, uses, threaded)

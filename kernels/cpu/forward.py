@@ -30,12 +30,13 @@ def forward(A_prev, W, b, code, Z, A, threaded=None, uses=None):
     A : ndarray (n, n_out)
         Output: activations ``f(Z)``.
     threaded : bool or None
-        Let a large product use Numba's threads (see ``gemm.matmul``; None,
-        the default, compiles no threaded code).
+        Let a large product, and a large transcendental activation pass, use Numba's
+        threads (see ``gemm.matmul`` and ``bias_activation``; None, the default, compiles
+        no threaded code).
     uses : Uses or None
         As for ``bias_activation``.
     """
     if Z.shape[0] == 0:
         return
     matmul(A_prev, W, Z, threaded)
-    bias_activation(Z, b, code, A, uses)
+    bias_activation(Z, b, code, A, uses, threaded)
