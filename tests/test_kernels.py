@@ -1,6 +1,7 @@
 """Every CPU kernel against the float64 NumPy reference, on odd shapes, both dtypes."""
 import math
 import zlib
+from decimal import Decimal
 
 import numpy as np
 import pytest
@@ -310,8 +311,8 @@ def _table_loops(name):
 # The activations whose kernel loops take vecmath.py's vectorisable forms instead of the
 # table's libm calls, per dtype: forward, and derivative where it differs from the table's.
 _FAST_FORWARD = {np.float32: {"tanh", "sigmoid", "elu", "softplus", "gelu"},
-                 np.float64: {"tanh", "sigmoid", "elu", "softplus"}}
-_FAST_GRAD = {np.float32: {"softplus", "gelu"}, np.float64: {"softplus"}}
+                 np.float64: {"tanh", "sigmoid", "elu", "softplus", "gelu"}}
+_FAST_GRAD = {np.float32: {"softplus", "gelu"}, np.float64: {"softplus", "gelu"}}
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -349,7 +350,8 @@ def test_activation_loops_give_the_tables_bits(act, dtype):
         ulps = _ulps(Ak, At)
         # (the table's GELU, 0.5 z (1 + erf), cancels in the far negative tail: its float64
         # values are off by up to ~1e-16 |z| there, where the fast form is accurate)
-        ulps[np.abs(Ak - At) <= 1e-15 * np.abs(Zk)] = 0
+        with np.errstate(invalid="ignore"):  # (inf - inf at the extremes)
+            ulps[np.abs(Ak - At) <= 1e-15 * np.abs(Zk)] = 0
         assert ulps.max() <= 3, ulps.max()
         # inf, -inf: exactly the table's; -0.0: its sign (and the bound); NaN: a NaN
         pairs.append((Ak[0, :2], At[0, :2]))
@@ -406,6 +408,36 @@ def _erfc(x):
     return np.frompyfunc(math.erfc, 1, 1)(x).astype(np.float64)
 
 
+def _two_product(a, b):
+    """a * b = p + e exactly (Veltkamp's split, Dekker's product), float64 arrays."""
+    def split(x):
+        c = 134217729.0 * x
+        hi = c - (c - x)
+        return hi, x - hi
+    p = a * b
+    ah, al = split(a)
+    bh, bl = split(b)
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+_SQRT2_LO = float(Decimal(2).sqrt() - Decimal(math.sqrt(2)))  # sqrt(2) = SQRT2 + this
+
+
+def _normal_cdf_pdf_reference(z):
+    """Phi(z) and phi(z) for float64 z, to a few ulp without mpmath: math.erfc at
+    t = -z / sqrt(2) carried as two doubles (at t = 20 one ulp of t is 800 ulp of erfc),
+    and exp(-z**2 / 2) from z**2 as two doubles."""
+    w = -z
+    th = w / math.sqrt(2)
+    p, e = _two_product(th, np.full_like(th, math.sqrt(2)))
+    tl = (((w - p) - e) - th * _SQRT2_LO) / math.sqrt(2)  # t = th + tl
+    with np.errstate(all="ignore"):
+        cdf = 0.5 * (_erfc(th) - 2 / math.sqrt(math.pi) * np.exp(-th * th) * tl)
+        hi, lo = _two_product(z, z)
+        pdf = np.exp(-0.5 * hi) * (1 - 0.5 * lo) / math.sqrt(2 * math.pi)
+    return cdf, pdf
+
+
 def _reference(act, z):
     """Independent float64 NumPy / math references (no cancellation on either side)."""
     e = np.exp(-np.abs(z))
@@ -418,7 +450,7 @@ def _reference(act, z):
         return np.where(z < 0, np.expm1(z), z)
     if act == "softplus":
         return np.maximum(z, 0) + np.log1p(e)
-    return z * 0.5 * _erfc(-z / math.sqrt(2))  # gelu: z Phi(z), Phi through erfc
+    return z * _normal_cdf_pdf_reference(z)[0]  # gelu: z Phi(z)
 
 
 @pytest.mark.parametrize("act,dtype", [(a, d) for d in DTYPES for a in sorted(_FAST_FORWARD[d])])
@@ -426,7 +458,8 @@ def test_vectorised_activation_accuracy(act, dtype):
     """The vectorisable forward forms (vecmath.py) against independent float64 references
     over ~1.3 million points (dense on [-20, 20], random, logarithmic down to 1e-30, and
     far out to +-800): within 3 ulp of the reference rounded to the dtype (float64: 4, as
-    NumPy's float64 functions are themselves up to 1 ulp off), wherever that is above the
+    NumPy's float64 functions are themselves up to 1 ulp off; GELU 8: its erfc series, the
+    exp and the products each round, up to 6 ulp from mpmath measured), wherever that is above the
     point where the forms flush exp to 0 (exp(-87.3) = 1.22e-38 in float32,
     exp(-708) = 3.3e-307 in float64, just above the smallest normals). Below it (sigmoid,
     softplus and GELU far out on the negative side), within that flush point of it."""
@@ -441,37 +474,45 @@ def test_vectorised_activation_accuracy(act, dtype):
     tiny = math.exp(-87.3) if dtype == np.float32 else math.exp(-708)
     normal = np.abs(want) > tiny
     ulps = _ulps(got[normal], want[normal])
-    assert ulps.max() <= (3 if dtype == np.float32 else 4), (ulps.max(), z[normal][ulps.argmax()])
+    bound = 3 if dtype == np.float32 else (8 if act == "gelu" else 4)
+    assert ulps.max() <= bound, (ulps.max(), z[normal][ulps.argmax()])
     assert np.all(np.abs(got[~normal] - want[~normal]) <= tiny)
 
 
-@pytest.mark.parametrize("act", ["softplus", "gelu"])
-def test_vectorised_float32_derivative_accuracy(act):
-    """softplus' (sigmoid) and GELU's f' (Phi(z) + z phi(z)) in float32 against float64
-    references: within 3 ulp of the larger term of f' (GELU's f' crosses 0 at -0.75, where
-    its two terms cancel), and within exp(-87.3) = 1.22e-38 where that is larger (the flush
-    to 0 far out on the negative side)."""
-    z = _sweep(np.float32)
+@pytest.mark.parametrize("act,dtype", [("softplus", np.float32), ("gelu", np.float32),
+                                       ("gelu", np.float64)])
+def test_vectorised_derivative_accuracy(act, dtype):
+    """softplus' (sigmoid) and GELU's f' (Phi(z) + z phi(z)) against float64 references:
+    within 3 ulp of the larger term of f' (GELU's f' crosses 0 at -0.75, where its two terms
+    cancel; float64: 8 ulp, measured up to 6 where the terms cancel), and
+    within the flush point (exp(-87.3) = 1.22e-38; float64 |z| exp(-708)) where that is
+    larger."""
+    z = _sweep(dtype)
     z64 = z.astype(np.float64)
     with np.errstate(all="ignore"):
         if act == "softplus":
             want = _reference("sigmoid", z64)
             scale = np.abs(want)
         else:
-            cdf = 0.5 * _erfc(-z64 / math.sqrt(2))
-            zpdf = z64 * np.exp(-0.5 * z64 * z64) / math.sqrt(2 * math.pi)
+            cdf, pdf = _normal_cdf_pdf_reference(z64)
+            zpdf = z64 * pdf
             want = cdf + zpdf
             scale = np.maximum(np.abs(cdf), np.abs(zpdf))
-    D = np.ones((1, z.size), np.float32)
+    D = np.ones((1, z.size), dtype)
     Zc = z.reshape(1, -1).copy()
     A = np.empty_like(Zc)
-    K.bias_activation(Zc, np.zeros(z.size, np.float32), ACTIVATION_CODES[act], A)
+    K.bias_activation(Zc, np.zeros(z.size, dtype), ACTIVATION_CODES[act], A)
     from fastbp.kernels.cpu.activation import mul_activation_grad_2d
     mul_activation_grad_2d(Zc, A, ACTIVATION_CODES[act], D)
     err = np.abs(D[0].astype(np.float64) - want)
-    tiny = math.exp(-87.3)
-    bound = 3 * np.spacing(scale.astype(np.float32)).astype(np.float64)
-    assert np.all((err <= bound) | (err <= tiny)), z[np.argmax(err - bound)]
+    if dtype == np.float32:
+        tiny = math.exp(-87.3)
+        bound = 3 * np.spacing(scale.astype(np.float32)).astype(np.float64)
+    else:
+        tiny = math.exp(-708) * np.maximum(1, np.abs(z64))  # z phi(z) with phi flushed
+        bound = 8 * np.spacing(scale)
+    bad = (err > bound) & (err > tiny)
+    assert not bad.any(), (z[bad][:5], err[bad][:5], want[bad][:5])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -241,7 +241,7 @@ def _grad_overload(Z, A, code, D, uses):
 #: Elements a threaded net's activation pass needs before it splits its rows over the
 #: threads. Split only where the loop calls a transcendental function: forward, every
 #: activation outside ``PLAIN_ACTIVATIONS`` (0.45-2 ns an element in float32, about twice
-#: that in float64, float64 GELU's libm erf about 14); derivative, softplus and GELU only
+#: that in float64, float64 GELU about 5-10); derivative, softplus and GELU only
 #: (the others' derivatives come from ``a`` in 0.1 ns an element). Below the size, or for
 #: the cheap loops, launching a parallel region (about 2.2 us here) and moving the rows
 #: between the cores cost more than the split saves: whole mnist fits with ELU measured 1-3%

@@ -1,8 +1,8 @@
 """Branch-free elementwise math for the activation loops, so that LLVM vectorises them.
 
 libm's exp, expm1, log1p, tanh and erf are one call per element: over float32 128 x 256,
-tanh took 465 us and GELU's erf 790 us against ReLU's 3 (and float64 the same, a call per
-element). The functions here are straight-line arithmetic (range reduction, polynomials,
+tanh took 465 us, softplus 453, ELU 231 and GELU 202 (its derivative 355) against ReLU's 2.5,
+and float64 the same, a call per element. The functions here are straight-line arithmetic (range reduction, polynomials,
 exponent bits built by hand, selects instead of branches), inlined into the kernels' loops,
 which then run over whole vectors. Each is a plain function with a Numba ``overload`` per
 dtype; tests/test_kernels.py holds every one to float64 (or mpmath) references over dense
@@ -352,10 +352,10 @@ def _softplus_grad_fast_overload(x, a):
 # Chebyshev fit to mpmath's erfc(t) exp(t**2) at 3,000 nodes, converted to powers of v, off by
 # at most 3.1e-10 relative (evaluated in float64). Evaluated in float64 for float32 z, where
 # t**2 = z**2 / 2 is exact, so Phi and the density exp(-t**2) / sqrt(2 pi) come out within
-# about 1e-9 relative, well inside float32's rounding: the float32 GELU and its derivative are
-# within 2 ulp of an mpmath reference, the far negative tail included (where the table's
-# ``1 + erf`` cancels). float64 GELU keeps the table's libm erf: a fit this simple reaches
-# only about 1e-14 there.
+# about 1e-9 relative, well inside float32's rounding: the float32 GELU within 1 ulp of an
+# erfc-based float64 reference, the far negative tail included (where the table's ``1 + erf``
+# cancels), its derivative within 3 ulp of its larger term. float64 takes its own form below.
+# (The fits' script: docs/performance.md, eleventh session.)
 _ERFC_T_MAX = 10.0
 _ERFC_U_LO = 2.0 / (2.0 + _ERFC_T_MAX)
 _ERFC_R = (0.33367365255174203, 0.4286347933250807, 0.19544342160530753,
@@ -391,19 +391,119 @@ def _normal_cdf_pdf_overload(z):
     return impl
 
 
+# float64: Phi(z) the same way, to float64's precision. |z| / sqrt(2) = t < 0.5: 0.5 + erf / 2,
+# erf by its Taylor series in t to t**25 (next term below 5e-18 relative). Above:
+# erfc(t) = exp(-t**2) u S(u), u = 2 / (2 + t), S a 24-term Chebyshev series (Clenshaw) in u
+# mapped onto [-1, 1] for t in [0.5, 27] (beyond, erfc(t) < 1e-318): coefficients by discrete
+# cosine sums of mpmath's erfc(t) exp(t**2) / u at 24 Chebyshev nodes (50 digits), off by at
+# most 3.3e-16 relative evaluated in float64. (S, not R = u S, is the series: R falls to 0.02
+# at t = 27, and a series summing to it from terms near 0.5 loses 4 bits.) exp(-t**2) takes
+# t**2 = z**2 / 2 from Dekker's exact product of z by itself, not from the rounded t: at
+# t = 20 one ulp of t**2 is 800 ulp of erfc.
+_ERFC_S64 = (0.5024323079640013, 0.23144530026664484, 0.03403240712369884,
+           0.002016094731621736, -0.0002702791497197486, -4.761329794839582e-05,
+           3.790214143863212e-06, 1.0488145003760643e-06, -1.0717222435146485e-07,
+           -2.375783641858266e-08, 4.235547871369115e-09, 4.322266443986925e-10,
+           -1.700083406378286e-10, 1.516259039051331e-12, 5.818711210119819e-12,
+           -7.43498741449259e-13, -1.261271642580719e-13, 4.699838685185945e-14,
+           -1.845566660910406e-15, -1.6914675040296215e-15, 3.627283019150131e-16,
+           1.1897482152092928e-17, -1.8826378766274768e-17, 3.242048478792917e-18,)
+_ERF_TAYLOR64 = (1.1283791670955126, -0.37612638903183754, 0.11283791670955126,
+              -0.026866170645131252, 0.005223977625442188, -0.0008548327023450852,
+              0.00012055332981789664, -1.492565035840625e-05, 1.6462114365889246e-06,
+              -1.6365844691234924e-07, 1.4807192815879218e-08, -1.2290555301717926e-09,
+              9.422759064650411e-11,)
+_S64_U_LO = 2.0 / 29.0
+_S64_U_HI = 0.8
+
+
+def _normal_cdf_pdf64(z):
+    """(Phi(z), phi(z)) for a float64 ``z``, within a few ulp."""
+
+
+@overload(_normal_cdf_pdf64, jit_options=_JIT, inline="always")
+def _normal_cdf_pdf64_overload(z):
+    if z != types.float64:
+        return None
+    c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, c16, c17, c18, c19, c20, c21, c22, c23 = _ERFC_S64
+    e0, e1, e2, e3, e4, e5, e6, e7, e8, e9, e10, e11, e12 = _ERF_TAYLOR64
+    xa = 2.0 / (_S64_U_HI - _S64_U_LO)
+    xb = (_S64_U_LO + _S64_U_HI) / (_S64_U_HI - _S64_U_LO)
+
+    def impl(z):
+        # z * z = hi + lo exactly (Veltkamp's split; no fused multiply-add needed)
+        zc = 134217729.0 * z
+        zh = zc - (zc - z)
+        zl = z - zh
+        hi = z * z
+        lo = ((zh * zh - hi) + 2.0 * zh * zl) + zl * zl
+        lo = lo if hi < 1e300 else 0.0  # +-inf (and |z| > 1e150): the split gives NaN
+        g = exp_neg(-0.5 * hi)
+        g = g - g * (0.5 * lo)  # exp(-(hi + lo) / 2) to first order in lo (|lo| <= ulp(hi))
+        # small |z|: Phi = 1/2 + erf(z / sqrt 2) / 2
+        ts = z * _INV_SQRT2
+        s = 0.5 * hi
+        p = ((((((((((((e12 * s + e11) * s + e10) * s + e9) * s + e8) * s + e7) * s + e6)
+                    * s + e5) * s + e4) * s + e3) * s + e2) * s + e1) * s + e0)
+        near = 0.5 + 0.5 * (ts * p)
+        # large |z|: erfc(t) = exp(-t**2) u S(u)
+        t = min(abs(z) * _INV_SQRT2, 27.0)
+        u = 2.0 / (2.0 + t)
+        x = xa * u - xb
+        x2 = x + x
+        b1 = c23
+        b2 = 0.0
+        b1, b2 = x2 * b1 - b2 + c22, b1
+        b1, b2 = x2 * b1 - b2 + c21, b1
+        b1, b2 = x2 * b1 - b2 + c20, b1
+        b1, b2 = x2 * b1 - b2 + c19, b1
+        b1, b2 = x2 * b1 - b2 + c18, b1
+        b1, b2 = x2 * b1 - b2 + c17, b1
+        b1, b2 = x2 * b1 - b2 + c16, b1
+        b1, b2 = x2 * b1 - b2 + c15, b1
+        b1, b2 = x2 * b1 - b2 + c14, b1
+        b1, b2 = x2 * b1 - b2 + c13, b1
+        b1, b2 = x2 * b1 - b2 + c12, b1
+        b1, b2 = x2 * b1 - b2 + c11, b1
+        b1, b2 = x2 * b1 - b2 + c10, b1
+        b1, b2 = x2 * b1 - b2 + c9, b1
+        b1, b2 = x2 * b1 - b2 + c8, b1
+        b1, b2 = x2 * b1 - b2 + c7, b1
+        b1, b2 = x2 * b1 - b2 + c6, b1
+        b1, b2 = x2 * b1 - b2 + c5, b1
+        b1, b2 = x2 * b1 - b2 + c4, b1
+        b1, b2 = x2 * b1 - b2 + c3, b1
+        b1, b2 = x2 * b1 - b2 + c2, b1
+        b1, b2 = x2 * b1 - b2 + c1, b1
+        S = x * b1 - b2 + c0
+        half_erfc = 0.5 * (g * (u * S))
+        far = 1.0 - half_erfc
+        far = half_erfc if z < 0 else far
+        cdf = far
+        cdf = near if t < 0.5 else cdf
+        return cdf, g * _INV_SQRT_2PI
+    return impl
+
+
 def gelu_fast(x):
     """Exact (erf) GELU, ``x * Phi(x)``."""
     return gelu(x)
 
 
-@overload(gelu_fast, jit_options=_JIT)
+@overload(gelu_fast, jit_options=_JIT, inline="always")
 def _gelu_fast_overload(x):
-    """float32: through ``_normal_cdf_pdf`` in float64 (see above); float64: the table."""
+    """float32 through ``_normal_cdf_pdf`` in float64, float64 through
+    ``_normal_cdf_pdf64`` (see above)."""
     if x == types.float32:
         def impl(x):
             z = np.float64(x)
             cdf, _ = _normal_cdf_pdf(z)
             return np.float32(z * cdf)
+        return impl
+    if x == types.float64:
+        def impl(x):
+            cdf, _ = _normal_cdf_pdf64(x)
+            return x * cdf
         return impl
     if isinstance(x, types.Float):
         return lambda x: gelu(x)
@@ -417,7 +517,7 @@ def gelu_grad_fast(x, a):
 
 @overload(gelu_grad_fast, jit_options=_JIT, inline="always")
 def _gelu_grad_fast_overload(x, a):
-    """float32 as ``gelu_fast``; float64: the table. Inlined by Numba: compiled on its own
+    """As ``gelu_fast``. Inlined by Numba: compiled on its own
     it grew past LLVM's inlining threshold, stayed a call in the kernel's loop and kept it
     scalar (32,768 elements: 566 us against 69 inlined)."""
     if x == types.float32:
@@ -425,6 +525,11 @@ def _gelu_grad_fast_overload(x, a):
             z = np.float64(x)
             cdf, pdf = _normal_cdf_pdf(z)
             return np.float32(cdf + z * pdf)
+        return impl
+    if x == types.float64:
+        def impl(x, a):
+            cdf, pdf = _normal_cdf_pdf64(x)
+            return cdf + x * pdf
         return impl
     if isinstance(x, types.Float):
         return lambda x, a: gelu_grad(x, a)
