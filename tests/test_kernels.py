@@ -518,9 +518,9 @@ def test_vectorised_derivative_accuracy(act, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_threaded_activation_passes_give_the_same_bits(dtype):
     """A threaded net's activation passes (``threaded=True``) split their rows over the
-    threads where the loop is transcendental and large (activation.py,
-    ``PARALLEL_MIN_ACT_ELEMENTS``): every activation gives the unsplit pass's bits, forward
-    and derivative, and the split path did run (its parallel functions compiled)."""
+    threads for softplus and GELU when large (activation.py, ``PARALLEL_MIN_ACT_ELEMENTS``):
+    every activation gives the unsplit pass's bits, forward and derivative, and the split
+    path did run (its parallel functions compiled)."""
     from fastbp.kernels.cpu import activation as act_mod
     rng = np.random.default_rng(3)
     n, m = 131, 127  # 16,637 elements: just past the threshold, odd row split
@@ -543,18 +543,16 @@ def test_threaded_activation_passes_give_the_same_bits(dtype):
     assert act_mod._grad_parallel.signatures
 
 
-def test_only_transcendental_nets_compile_split_activation_passes():
-    """The split passes compile only for a ``uses`` set with an activation that splits:
-    a net of plain activations (ReLU and the like) keeps none in its threaded code."""
-    from fastbp.kernels.activations import GELU, RELU, SOFTMAX, TANH
+def test_only_softplus_and_gelu_nets_compile_split_activation_passes():
+    """The split passes compile only for a ``uses`` set with softplus or GELU: the nets of
+    plain or one-exp activations (ReLU, tanh and the like) keep none in their threaded
+    code."""
+    from fastbp.kernels.activations import GELU, RELU, SOFTMAX, SOFTPLUS, TANH
     from fastbp.kernels.cpu import activation as act_mod
     from fastbp.kernels.cpu.uses import Uses, UsesType
     from numba import typeof
-    plain = typeof(Uses.for_network([RELU, SOFTMAX]))
-    tanh = typeof(Uses.for_network([TANH, SOFTMAX]))
-    assert isinstance(plain, UsesType)
-    assert not act_mod._any_of(plain, act_mod._SPLIT_FORWARD)
-    assert not act_mod._any_of(plain, act_mod._SPLIT_GRAD)
-    assert act_mod._any_of(tanh, act_mod._SPLIT_FORWARD)
-    assert act_mod._any_of(typeof(Uses([GELU])), act_mod._SPLIT_GRAD)
-    assert not act_mod._any_of(typeof(Uses([TANH])), act_mod._SPLIT_GRAD)
+    for codes, splits in (([RELU, SOFTMAX], False), ([TANH, SOFTMAX], False),
+                          ([GELU, SOFTMAX], True), ([SOFTPLUS, TANH], True)):
+        uses = typeof(Uses.for_network(codes))
+        assert isinstance(uses, UsesType)
+        assert act_mod._any_of(uses, act_mod._SPLIT) == splits, codes

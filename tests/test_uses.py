@@ -183,15 +183,21 @@ def test_update_outside_the_set_raises_and_changes_nothing():
     np.testing.assert_allclose(params, before - 0.1 * grads)
 
 
-def test_for_network_has_two_activation_sets():
+def test_for_network_has_three_activation_sets():
     plain = Uses.for_network([RELU, SOFTMAX], CROSS_ENTROPY, SGD)
     assert plain == Uses.for_network([IDENTITY, ACTIVATION_CODES["leaky_relu"], SOFTMAX],
                                      CROSS_ENTROPY, SGD)
     assert plain == Uses([IDENTITY, RELU, ACTIVATION_CODES["leaky_relu"], SOFTMAX],
                          CROSS_ENTROPY, SGD)
     every = Uses(range(SOFTMAX + 1), CROSS_ENTROPY, SGD)
-    assert Uses.for_network([TANH, SOFTMAX], CROSS_ENTROPY, SGD) == every
-    assert Uses.for_network([RELU, SIGMOID], CROSS_ENTROPY, SGD) == every
+    exp = Uses([IDENTITY, RELU, ACTIVATION_CODES["leaky_relu"], SOFTMAX, SIGMOID, TANH,
+                ACTIVATION_CODES["elu"]], CROSS_ENTROPY, SGD)
+    assert Uses.for_network([TANH, SOFTMAX], CROSS_ENTROPY, SGD) == exp
+    assert Uses.for_network([RELU, SIGMOID], CROSS_ENTROPY, SGD) == exp
+    assert Uses.for_network([ACTIVATION_CODES["elu"], TANH], CROSS_ENTROPY, SGD) == exp
+    assert Uses.for_network([TANH, ACTIVATION_CODES["gelu"]], CROSS_ENTROPY, SGD) == every
+    assert Uses.for_network([ACTIVATION_CODES["softplus"], SOFTMAX], CROSS_ENTROPY,
+                            SGD) == every
     # the loss and the optimizer are kept exactly
     assert Uses.for_network([RELU, SOFTMAX], MSE, SGD) != plain
     assert Uses.for_network([RELU, SOFTMAX], CROSS_ENTROPY, ADAM) != plain

@@ -5,7 +5,7 @@ is an explicit branch per activation code. Each branch sits outside its inner lo
 loop is a straight, vectorisable run over one row. The 2-D kernels the drivers use take an
 optional ``uses`` (``uses.py``): the loops of activations outside it are not compiled.
 """
-from numba import get_num_threads, njit, prange, types
+from numba import njit, prange, types
 from numba.extending import overload
 
 from ..activations import (ELU, GELU, IDENTITY, LEAKY_RELU, RELU, SIGMOID, SOFTMAX, SOFTPLUS,
@@ -18,7 +18,7 @@ from .vecmath import (elu_fast, gelu_fast, gelu_grad_fast,  # noqa: F401
 from .scalar import (elu, elu_grad, gelu, gelu_grad, identity, leaky_relu, leaky_relu_grad,
                      relu, relu_grad, sigmoid, sigmoid_grad, softplus, softplus_grad, tanh,
                      tanh_grad)
-from .uses import PLAIN_ACTIVATIONS, uses_activation
+from .uses import uses_activation
 
 
 @njit(cache=True, error_model="numpy")
@@ -239,32 +239,27 @@ def _grad_overload(Z, A, code, D, uses):
 # -- threaded nets: transcendental passes split over the threads ------------------------------
 
 #: Elements a threaded net's activation pass needs before it splits its rows over the
-#: threads. Split only where the loop calls a transcendental function: forward, every
-#: activation outside ``PLAIN_ACTIVATIONS`` (0.45-2 ns an element in float32, about twice
-#: that in float64, float64 GELU about 5-10); derivative, softplus and GELU only
-#: (the others' derivatives come from ``a`` in 0.1 ns an element). Below the size, or for
-#: the cheap loops, launching a parallel region (about 2.2 us here) and moving the rows
-#: between the cores cost more than the split saves: whole mnist fits with ELU measured 1-3%
-#: slower with its derivative split too. mnist's layers hold 32,768 and 16,384 elements.
+#: threads, for the two activations whose loops cost most: softplus (a series for log1p)
+#: and GELU (a series for erfc), forward and derivative (32,768 elements, us: float32
+#: softplus 27 and 16, GELU 64 and 19; float64 99 and 39, 166 and 46; against float32 tanh's
+#: 21 forward and ReLU's 2.5). mnist's layers hold 32,768 and 16,384 elements. Splitting the
+#: one-exp activations (tanh, sigmoid, ELU) too gained 0-3% on mnist fits, less than what the
+#: split passes cost to compile (about 2.9 s for every threaded net that holds them: uses.py's
+#: EXP_ACTIVATIONS keeps those nets without), and splitting ELU's derivative lost 1-3%.
 PARALLEL_MIN_ACT_ELEMENTS = 1 << 14
-_SPLIT_FORWARD = tuple(c for c in _ALL_CODES if c not in PLAIN_ACTIVATIONS)
-_SPLIT_GRAD = (SOFTPLUS, GELU)
+_ACT_TASK_ELEMENTS = 1 << 13  # elements per task of a split pass (rows rounded down)
+_SPLIT = (SOFTPLUS, GELU)
 
 
-def _split_activation(code, n_elements, grad):
-    """Whether a threaded net splits this pass (``grad``: the derivative's)."""
+def _split_activation(code, n_elements):
+    """Whether a threaded net splits a pass of this activation."""
     raise NotImplementedError("call from @njit code")
 
 
 @overload(_split_activation, inline="always")
-def _split_activation_overload(code, n_elements, grad):
-    def impl(code, n_elements, grad):
-        if n_elements < PARALLEL_MIN_ACT_ELEMENTS:
-            return False
-        if grad:
-            return code == SOFTPLUS or code == GELU
-        return code != RELU and code != IDENTITY and code != LEAKY_RELU and code != SOFTMAX
-    return impl
+def _split_activation_overload(code, n_elements):
+    return lambda code, n_elements: (n_elements >= PARALLEL_MIN_ACT_ELEMENTS and
+                                     (code == SOFTPLUS or code == GELU))
 
 
 def _any_of(uses, codes):
@@ -274,21 +269,21 @@ def _any_of(uses, codes):
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def _bias_activation_parallel(Z, b, code, A, uses):
-    """``bias_activation`` over row blocks, one per thread (elementwise: the same bits)."""
-    n = Z.shape[0]
-    parts = min(get_num_threads(), n)
-    for p in prange(parts):
-        r0, r1 = p * n // parts, (p + 1) * n // parts
+    """``bias_activation`` over blocks of rows (elementwise: the same bits)."""
+    n, m = Z.shape
+    rows = max(1, _ACT_TASK_ELEMENTS // max(m, 1))  # a fixed split: no thread count
+    for t in prange((n + rows - 1) // rows):       # (get_num_threads would stop caching)
+        r0, r1 = t * rows, min(n, (t + 1) * rows)
         _bias_activation_impl(Z[r0:r1], b, code, A[r0:r1], uses)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def _grad_parallel(Z, A, code, D, uses):
-    """``mul_activation_grad_2d`` over row blocks, one per thread (the same bits)."""
-    n = D.shape[0]
-    parts = min(get_num_threads(), n)
-    for p in prange(parts):
-        r0, r1 = p * n // parts, (p + 1) * n // parts
+    """``mul_activation_grad_2d`` over blocks of rows (the same bits)."""
+    n, m = D.shape
+    rows = max(1, _ACT_TASK_ELEMENTS // max(m, 1))  # a fixed split: no thread count
+    for t in prange((n + rows - 1) // rows):       # (get_num_threads would stop caching)
+        r0, r1 = t * rows, min(n, (t + 1) * rows)
         _grad_impl(Z[r0:r1], A[r0:r1], code, D[r0:r1], uses)
 
 
@@ -298,8 +293,8 @@ def _bias_activation_split(Z, b, code, A, uses):
 
 @overload(_bias_activation_split, inline="always")
 def _bias_activation_split_overload(Z, b, code, A, uses):
-    # a net of plain activations compiles no parallel pass (PLAIN_ACTIVATIONS: uses.py)
-    if _any_of(uses, _SPLIT_FORWARD):
+    # a net without softplus or GELU compiles no parallel pass (EXP_ACTIVATIONS: uses.py)
+    if _any_of(uses, _SPLIT):
         return lambda Z, b, code, A, uses: _bias_activation_parallel(Z, b, code, A, uses)
     return lambda Z, b, code, A, uses: _bias_activation_impl(Z, b, code, A, uses)
 
@@ -310,7 +305,7 @@ def _grad_split(Z, A, code, D, uses):
 
 @overload(_grad_split, inline="always")
 def _grad_split_overload(Z, A, code, D, uses):
-    if _any_of(uses, _SPLIT_GRAD):
+    if _any_of(uses, _SPLIT):
         return lambda Z, A, code, D, uses: _grad_parallel(Z, A, code, D, uses)
     return lambda Z, A, code, D, uses: _grad_impl(Z, A, code, D, uses)
 
@@ -337,11 +332,11 @@ def bias_activation(Z, b, code, A, uses=None, threaded=None):
         Compile only the loops of these activations (``uses.py``); a code outside the set
         raises ValueError. None (the default): every activation.
     threaded : bool or None
-        True: a transcendental activation over at least ``PARALLEL_MIN_ACT_ELEMENTS``
-        elements splits its rows over Numba's threads (the same values; see that constant
-        for which passes split). None, the default, compiles no threaded code.
+        True: a softplus or GELU pass over at least ``PARALLEL_MIN_ACT_ELEMENTS`` elements
+        splits its rows over Numba's threads (the same values). None, the default,
+        compiles no threaded code.
     """
-    if threaded is not None and threaded and _split_activation(code, Z.size, False):
+    if threaded is not None and threaded and _split_activation(code, Z.size):
         _bias_activation_split(Z, b, code, A, uses)
     else:
         _bias_activation_impl(Z, b, code, A, uses)
@@ -352,7 +347,7 @@ def mul_activation_grad_2d(Z, A, code, D, uses=None, threaded=None):
     """D *= f'(Z) elementwise over (n, m) arrays (2-D form of mul_activation_grad, no
     per-row views); not for softmax. ``uses`` and ``threaded``: as for
     ``bias_activation``."""
-    if threaded is not None and threaded and _split_activation(code, D.size, True):
+    if threaded is not None and threaded and _split_activation(code, D.size):
         _grad_split(Z, A, code, D, uses)
     else:
         _grad_impl(Z, A, code, D, uses)

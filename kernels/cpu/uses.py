@@ -18,8 +18,8 @@ from numba.core import cgutils
 from numba.extending import (NativeValue, intrinsic, models, overload, register_model,
                              typeof_impl, unbox)
 
-from ..activations import (ADAM, BINARY_CROSS_ENTROPY, CROSS_ENTROPY, IDENTITY, LEAKY_RELU, MSE,
-                           RELU, SGD, SOFTMAX)
+from ..activations import (ADAM, BINARY_CROSS_ENTROPY, CROSS_ENTROPY, ELU, IDENTITY,
+                           LEAKY_RELU, MSE, RELU, SGD, SIGMOID, SOFTMAX, TANH)
 
 #: Bit offsets of the three kinds of code in the mask.
 _LOSS_BIT = 16
@@ -29,6 +29,10 @@ _OPT_BIT = 24
 #: Activations with no transcendental function in their loops (softmax's exps are its own
 #: vectorised polynomial): the set a network of only these compiles for.
 PLAIN_ACTIVATIONS = (IDENTITY, RELU, LEAKY_RELU, SOFTMAX)
+#: Plus the activations whose loops are one exp (or expm1) and a division: a network of
+#: only these compiles neither softplus' and GELU's longer loops nor the threaded nets'
+#: split activation passes, which only those two pay for (activation.py).
+EXP_ACTIVATIONS = PLAIN_ACTIVATIONS + (SIGMOID, TANH, ELU)
 
 
 class Uses:
@@ -56,12 +60,17 @@ class Uses:
     @classmethod
     def for_network(cls, codes, loss=None, optimizer=None):
         """The set a network's kernels compile for: its loss and optimizer exactly, and of
-        activations either ``PLAIN_ACTIVATIONS`` (when the network uses nothing else) or
-        all of them. Two activation sets rather than one per network: every distinct set is
-        its own compilation of the drivers, and the transcendental activations are the ones
-        worth leaving out (docs/performance.md)."""
+        activations the smallest of ``PLAIN_ACTIVATIONS``, ``EXP_ACTIVATIONS`` and all of
+        them that holds the network's. Three activation sets rather than one per network:
+        every distinct set is its own compilation of the drivers, and the transcendental
+        activations are the ones worth leaving out (docs/performance.md)."""
         codes = {int(c) for c in codes}
-        acts = PLAIN_ACTIVATIONS if codes <= set(PLAIN_ACTIVATIONS) else range(SOFTMAX + 1)
+        if codes <= set(PLAIN_ACTIVATIONS):
+            acts = PLAIN_ACTIVATIONS
+        elif codes <= set(EXP_ACTIVATIONS):
+            acts = EXP_ACTIVATIONS
+        else:
+            acts = range(SOFTMAX + 1)
         return cls(acts, loss, optimizer)
 
     def __eq__(self, other):
