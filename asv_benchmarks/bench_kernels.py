@@ -163,6 +163,34 @@ class FewRowProducts:
         matmul_nt(self.d, self._next(), self.e, self.thr)
 
 
+class Activations:
+    """One activation pass over mnist's first hidden layer (128 x 256): ``bias_activation``
+    (Z += b, A = f(Z)) and ``mul_activation_grad_2d`` (D *= f'(Z)), each transcendental
+    activation in its vectorised form (``kernels/cpu/vecmath.py``) and ReLU for scale, on
+    the calling thread."""
+    params = (["relu", "tanh", "sigmoid", "elu", "softplus", "gelu"], DTYPES)
+    param_names = ["activation", "dtype"]
+
+    def setup(self, activation, dtype):
+        from fastbp.kernels.activations import ACTIVATION_CODES
+        from fastbp.kernels.cpu.activation import bias_activation, mul_activation_grad_2d
+        rng = np.random.default_rng(9)
+        self.Z = (rng.standard_normal((128, 256)) * 2).astype(dtype)
+        self.b = np.zeros(256, dtype)
+        self.A = np.empty_like(self.Z)
+        self.D = np.ones_like(self.Z)
+        self.code = ACTIVATION_CODES[activation]
+        self.fwd, self.grad = bias_activation, mul_activation_grad_2d
+        self.fwd(self.Z, self.b, self.code, self.A)
+        self.grad(self.Z, self.A, self.code, self.D)
+
+    def time_forward(self, activation, dtype):
+        self.fwd(self.Z, self.b, self.code, self.A)
+
+    def time_derivative(self, activation, dtype):
+        self.grad(self.Z, self.A, self.code, self.D)
+
+
 class Updates:
     """Optimizer updates over a whole workload's parameter vector: the standalone parallel
     kernels (sgd_update, adam_update) and the serial ranges the training driver calls."""

@@ -287,27 +287,22 @@ def _grad_parallel(Z, A, code, D, uses):
         _grad_impl(Z[r0:r1], A[r0:r1], code, D[r0:r1], uses)
 
 
-def _bias_activation_split(Z, b, code, A, uses):
-    raise NotImplementedError("call from @njit code")
+def _split_if_used(parallel, serial):
+    """A stub ``run(P, Q, code, R, uses)`` calling ``parallel`` where ``uses`` holds softplus
+    or GELU and ``serial`` elsewhere: a net without them compiles no parallel pass
+    (EXP_ACTIVATIONS: uses.py)."""
+    def run(P, Q, code, R, uses):
+        raise NotImplementedError("call from @njit code")
+
+    @overload(run, inline="always")
+    def _run(P, Q, code, R, uses):
+        fn = parallel if _any_of(uses, _SPLIT) else serial
+        return lambda P, Q, code, R, uses: fn(P, Q, code, R, uses)
+    return run
 
 
-@overload(_bias_activation_split, inline="always")
-def _bias_activation_split_overload(Z, b, code, A, uses):
-    # a net without softplus or GELU compiles no parallel pass (EXP_ACTIVATIONS: uses.py)
-    if _any_of(uses, _SPLIT):
-        return lambda Z, b, code, A, uses: _bias_activation_parallel(Z, b, code, A, uses)
-    return lambda Z, b, code, A, uses: _bias_activation_impl(Z, b, code, A, uses)
-
-
-def _grad_split(Z, A, code, D, uses):
-    raise NotImplementedError("call from @njit code")
-
-
-@overload(_grad_split, inline="always")
-def _grad_split_overload(Z, A, code, D, uses):
-    if _any_of(uses, _SPLIT):
-        return lambda Z, A, code, D, uses: _grad_parallel(Z, A, code, D, uses)
-    return lambda Z, A, code, D, uses: _grad_impl(Z, A, code, D, uses)
+_bias_activation_split = _split_if_used(_bias_activation_parallel, _bias_activation_impl)
+_grad_split = _split_if_used(_grad_parallel, _grad_impl)
 
 
 @njit(cache=True, error_model="numpy")
