@@ -73,8 +73,8 @@ class CPUEngine:
     # -- threads ------------------------------------------------------------------------------
     def _threaded(self, rows):
         """The drivers' ``threaded`` argument for products of ``rows`` rows
-        (``_threading.threaded_flag``: True or None, whose compiled specialisation holds no
-        threaded code, a third less cold compile). After a fit, evaluation passes the fit's
+        (``_threading.threaded_flag``: True, ``THREADED_NO_STREAM``, or None, whose compiled
+        specialisation holds no threaded code, a third less cold compile). After a fit, evaluation passes the fit's
         flag, so it runs the specialisation training compiled instead of compiling the other
         one; threads are re-checked on every call (a forked child, a changed thread count)."""
         if not products_may_thread():
@@ -139,7 +139,7 @@ class CPUEngine:
         """Batches [first, last) of the epoch given by ``order``; see train_batches."""
         A_buf, Z_buf, D_buf, Y_buf = self._fit_ws
         # re-checked per call: another thread may have changed the thread count since begin_fit
-        threaded = self._fit_threaded and (products_may_thread() or None)
+        threaded = self._fit_threaded if products_may_thread() else None
         uses = self._fit_uses.get(opt_code)
         if uses is None:
             uses = self._fit_uses[opt_code] = Uses.for_network(self.codes, self.loss_code, opt_code)

@@ -138,10 +138,12 @@ def products_may_thread():
 
 def threaded_flag(sizes, rows, dtype):
     """The compiled drivers' ``threaded`` argument for a net of layer widths ``sizes`` run on
-    ``rows`` rows: True where threads are allowed (``products_may_thread``) and the largest
+    ``rows`` rows: where threads are allowed (``products_may_thread``) and the largest
     product reaches ``gemm.PARALLEL_MIN_MACS`` multiply-adds or streams its weights
-    (``stream.streams``), else None (the specialisation compiled without threaded code)."""
-    from .kernels.cpu.gemm import PARALLEL_MIN_MACS
+    (``stream.streams``), True if some weight matrix is large enough to stream at a few rows
+    and ``gemm.THREADED_NO_STREAM`` if none is (its specialisation holds no streamed
+    products: 4.5 s less cold compile); else None (compiled without threaded code)."""
+    from .kernels.cpu.gemm import PARALLEL_MIN_MACS, THREADED_NO_STREAM
     from .kernels.cpu.stream import STREAM_MAX_ROWS, STREAM_MIN_BYTES
     s = sizes.tolist() if isinstance(sizes, np.ndarray) else [int(v) for v in sizes]
     widest = max(a * b for a, b in zip(s, s[1:]))
@@ -150,7 +152,9 @@ def threaded_flag(sizes, rows, dtype):
     if rows * widest < PARALLEL_MIN_MACS and not (
             rows <= STREAM_MAX_ROWS and widest * np.dtype(dtype).itemsize >= STREAM_MIN_BYTES):
         return None
-    return True if products_may_thread() else None
+    if not products_may_thread():
+        return None
+    return True if widest * np.dtype(dtype).itemsize >= STREAM_MIN_BYTES else THREADED_NO_STREAM
 
 
 def guard():

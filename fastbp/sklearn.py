@@ -155,8 +155,9 @@ def _run_epoch(X, Y, sw, weighted, order, batch_size, sizes, codes, loss_code, a
                grads, state, opt, lr, momentum, nesterov, beta1, beta2, eps, step, A_buf, Z_buf,
                D_buf, Y_buf, threaded):
     """One epoch of minibatch updates in ``order``; returns sum over batches of loss * rows.
-    ``threaded``: None (every product on this thread, no threaded code compiled) or True
-    (large products over Numba's threads; see ``kernels.cpu.gemm.matmul``).
+    ``threaded``: None (every product on this thread, no threaded code compiled), True or
+    ``gemm.THREADED_NO_STREAM`` (large products over Numba's threads; see
+    ``kernels.cpu.gemm.matmul`` and ``_threading.threaded_flag``).
 
     SGD uses ``sgd_range`` (torch's formula, velocity u); scikit-learn's velocity is -lr * u,
     identical while lr is constant; the caller rescales u when lr changes. Adam uses

@@ -114,9 +114,29 @@ def test_streamed_code_compiled_only_when_threaded(form):
     A = np.ones((4, 4), np.float32)
     fresh(A, A, np.empty_like(A))
     fresh(A, A, np.empty_like(A), True)
+    fresh(A, A, np.empty_like(A), gemm.THREADED_NO_STREAM)
     irs = list(fresh.inspect_llvm().values())
-    assert len(irs) == 2
-    assert ["stream" in ir for ir in irs] == [False, True]
+    assert len(irs) == 3
+    assert ["stream" in ir for ir in irs] == [False, True, False]
+
+
+@pytest.mark.parametrize("form", ["nn", "nt"])
+def test_no_stream_marker_threads_without_streaming(form):
+    """``threaded=THREADED_NO_STREAM`` on a product that would stream (few rows, a 1 MiB B)
+    takes the threaded panels instead: the float64 NumPy reference's values, as with
+    ``threaded=True`` and None."""
+    rng = np.random.default_rng(12)
+    K, N = 512, 512
+    A = rng.standard_normal((5, K)).astype(np.float32)
+    B = rng.standard_normal(_b_shape(form, K, N)).astype(np.float32)
+    assert streams(5, K, N, A), "the shape does not stream: the test misses its point"
+    out = {}
+    for threaded in (None, True, gemm.THREADED_NO_STREAM):
+        out[threaded] = np.empty((5, N), np.float32)
+        _fn(form)(A, B, out[threaded], threaded)
+    want = _want(form, A, B)
+    for got in out.values():
+        _check(got, want, np.float32, K)
 
 
 def test_stream_rule():
@@ -189,3 +209,7 @@ def test_threaded_flag_for_a_streamed_layer():
     assert threaded_flag([363, 363, 10], 1, np.float64) is True  # 1,054,152 bytes
     assert threaded_flag([363, 363, 10], 1, np.float32) is None
     assert threaded_flag([64, 128, 10], 1, np.float32) is None
+    # threaded by its arithmetic, but no matrix can stream: the marker without streamed code
+    assert threaded_flag([784, 256, 128, 10], 128, np.float32) == gemm.THREADED_NO_STREAM
+    assert threaded_flag([784, 256, 128, 10], 128, np.float32) is not True
+    assert threaded_flag([1024, 2048, 10], 256, np.float32) is True  # 8 MiB: streams at 8 rows

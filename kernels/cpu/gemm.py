@@ -143,6 +143,38 @@ def _serial_only_impl(threaded):
     return lambda threaded: serial
 
 
+#: A ``threaded`` value for nets none of whose weight matrices can stream (every one below
+#: ``stream.STREAM_MIN_BYTES``, so ``streams`` is never true): threaded as True is, but the
+#: specialisation holds no streamed products, about 4.5 s of a threaded net's cold compile.
+#: An integer, so that its Numba type tells it from True's (``_streamed``).
+THREADED_NO_STREAM = 1
+
+
+def _streamed(threaded):
+    """Whether a ``threaded`` argument of this Numba type may take the streamed products:
+    a compile-time constant, False for ``THREADED_NO_STREAM`` (an integer)."""
+
+
+@overload(_streamed, inline="always")
+def _streamed_impl(threaded):
+    may = not isinstance(threaded, types.Integer)
+    return lambda threaded: may
+
+
+def _stream_if_allowed(parallel):
+    """A stub ``run(threaded, a, b, c, M, K, N)`` calling ``parallel(a, b, c, M, K, N)``,
+    compiled to nothing for ``THREADED_NO_STREAM`` (whose callers never reach it)."""
+    def run(threaded, a, b, c, M, K, N):
+        raise NotImplementedError("call from @njit code")
+
+    @overload(run, inline="always")
+    def _run(threaded, a, b, c, M, K, N):
+        if isinstance(threaded, types.Integer):
+            return lambda threaded, a, b, c, M, K, N: None
+        return lambda threaded, a, b, c, M, K, N: parallel(a, b, c, M, K, N)
+    return run
+
+
 @njit(cache=True, inline='always')
 def _blas_wins(macs, a, threaded):
     """Whether BLAS is the faster choice: large products. (One-row ``A @ B.T`` also goes to
@@ -322,6 +354,10 @@ def _nt_stream_parallel(a, b, c, M, J, K):
         nt_stream_task(a, b, c, M, J, K, p * T, min(K, (p + 1) * T))
 
 
+_nn_stream = _stream_if_allowed(_nn_stream_parallel)
+_nt_stream = _stream_if_allowed(_nt_stream_parallel)
+
+
 @njit(cache=True)
 def matmul(A, B, out, threaded=None):
     """``out = A @ B``: A (M, K), B (K, N), out (M, N).
@@ -350,8 +386,8 @@ def matmul(A, B, out, threaded=None):
     # the arithmetic (two cores read faster than one: a 512-512-512-10 step at batch 1,
     # 0.22 -> 0.11 ms). Only threaded specialisations hold the streamed code (``is not
     # None`` prunes it from the others: 1.1 s of a digits cold start when it was compiled in)
-    if threaded is not None and threaded and streams(M, K, N, a):
-        _nn_stream_parallel(a, _flat(B), _flat(out), M, K, N)
+    if threaded is not None and threaded and _streamed(threaded) and streams(M, K, N, a):
+        _nn_stream(threaded, a, _flat(B), _flat(out), M, K, N)
         return
     if _blas_wins(M * K * N, a, threaded):
         _dot_into(A, B, out)
@@ -434,8 +470,8 @@ def matmul_nt(A, B, out, threaded=None):
     # BLAS's one-row GEMV too, whose threads would compete with Numba's (still spinning after
     # a parallel region: a 1024-4096-1024 step at batch 1 took 20 ms instead of 12 on one
     # thread). Pruned from unthreaded specialisations, as in ``matmul``.
-    if threaded is not None and threaded and streams(M, J, K, a):
-        _nt_stream_parallel(a, _flat(B), _flat(out), M, J, K)
+    if threaded is not None and threaded and _streamed(threaded) and streams(M, J, K, a):
+        _nt_stream(threaded, a, _flat(B), _flat(out), M, J, K)
         return
     # one row on one thread: BLAS's dot-product GEMV reads B's rows in place (1x128 @
     # (256x128).T: 1.18 us against 2.99 for packing the panels here)
