@@ -266,13 +266,14 @@ def test_layer_safety_table():
 
 
 def test_engine_passes_threaded_only_where_products_split(monkeypatch):
-    """The CPU engine hands the drivers threaded=True only for nets whose largest product
+    """The CPU engine hands the drivers a threaded flag only for nets whose largest product
     reaches gemm.PARALLEL_MIN_MACS at the batch's rows, and only where threads are
-    allowed; otherwise None (the specialisation compiled without threaded code). After a fit,
-    evaluation keeps the fit's choice (one compiled specialisation) unless threads stopped
-    being allowed (a forked child under GNU OpenMP, one thread)."""
+    allowed; otherwise None (the specialisation compiled without threaded code). The flag is
+    gemm.THREADED_NO_STREAM where no weight matrix can stream (64-128-10's are far below
+    1 MiB). After a fit, evaluation keeps the fit's choice (one compiled specialisation)
+    unless threads stopped being allowed (a forked child under GNU OpenMP, one thread)."""
     from fastbp import _engine_cpu
-    from fastbp.kernels.cpu.gemm import PARALLEL_MIN_MACS
+    from fastbp.kernels.cpu.gemm import PARALLEL_MIN_MACS, THREADED_NO_STREAM as NO_STREAM
     allowed = [True]
     monkeypatch.setattr(_threading, "products_may_thread", lambda: allowed[0])
     monkeypatch.setattr(_engine_cpu, "products_may_thread", lambda: allowed[0])
@@ -280,15 +281,16 @@ def test_engine_passes_threaded_only_where_products_split(monkeypatch):
     small, large = PARALLEL_MIN_MACS // (64 * 128), PARALLEL_MIN_MACS // (64 * 128) + 1
     assert (small - 1) * 64 * 128 < PARALLEL_MIN_MACS <= large * 64 * 128
     assert eng._threaded(small - 1) is None
-    assert eng._threaded(large) is True
-    assert _engine_cpu.CPUEngine([64, 128, 10], [1, 0], 0, np.float64)._threaded(large) is True
+    assert eng._threaded(large) == NO_STREAM and eng._threaded(large) is not True
+    assert _engine_cpu.CPUEngine([64, 128, 10], [1, 0], 0, np.float64)._threaded(large) == NO_STREAM
+    assert _engine_cpu.CPUEngine([64, 4096, 10], [1, 0], 0, np.float32)._threaded(1) is True
     X, Y = np.zeros((small - 1, 64), np.float32), np.zeros((small - 1, 10), np.float32)
     eng.begin_fit(X, Y, 32)
     eng.end_fit()
     assert eng._threaded(4096) is None  # evaluation runs the fit's (serial) specialisation
     eng.begin_fit(np.zeros((large, 64), np.float32), np.zeros((large, 10), np.float32), large)
     eng.end_fit()
-    assert eng._threaded(8) is True  # the fit's (threaded) specialisation
+    assert eng._threaded(8) == NO_STREAM  # the fit's (threaded) specialisation
     allowed[0] = False
     assert eng._threaded(8) is None  # threads no longer allowed: never launch them
     assert _engine_cpu.CPUEngine([64, 128, 10], [1, 0], 0, np.float32)._threaded(4096) is None
