@@ -367,12 +367,12 @@ _INV_SQRT2 = 0.7071067811865476
 _INV_SQRT_2PI = 0.3989422804014327
 
 
-def _normal_cdf_pdf(z):
-    """(Phi(z), phi(z)) in float64 for a float64 ``z`` that holds a float32 (z**2 exact)."""
+def _normal_cdf(z):
+    """Phi(z) in float64 for a float64 ``z`` that holds a float32 (z**2 exact)."""
 
 
-@overload(_normal_cdf_pdf, jit_options=_JIT)
-def _normal_cdf_pdf_overload(z):
+@overload(_normal_cdf, jit_options=_JIT)
+def _normal_cdf_overload(z):
     if z != types.float64:
         return None
     r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12 = _ERFC_R
@@ -387,7 +387,7 @@ def _normal_cdf_pdf_overload(z):
                     * v + r5) * v + r4) * v + r3) * v + r2) * v + r1) * v + r0)
         g = exp_neg(-0.5 * (z * z))  # exp(-t**2), the argument exact
         half_erfc = 0.5 * g * R
-        return (half_erfc if z < 0 else 1.0 - half_erfc), g * _INV_SQRT_2PI
+        return half_erfc if z < 0 else 1.0 - half_erfc
     return impl
 
 
@@ -401,48 +401,68 @@ def _normal_cdf_pdf_overload(z):
 # t**2 = z**2 / 2 from Dekker's exact product of z by itself, not from the rounded t: at
 # t = 20 one ulp of t**2 is 800 ulp of erfc.
 _ERFC_S64 = (0.5024323079640013, 0.23144530026664484, 0.03403240712369884,
-           0.002016094731621736, -0.0002702791497197486, -4.761329794839582e-05,
-           3.790214143863212e-06, 1.0488145003760643e-06, -1.0717222435146485e-07,
-           -2.375783641858266e-08, 4.235547871369115e-09, 4.322266443986925e-10,
-           -1.700083406378286e-10, 1.516259039051331e-12, 5.818711210119819e-12,
-           -7.43498741449259e-13, -1.261271642580719e-13, 4.699838685185945e-14,
-           -1.845566660910406e-15, -1.6914675040296215e-15, 3.627283019150131e-16,
-           1.1897482152092928e-17, -1.8826378766274768e-17, 3.242048478792917e-18,)
+             0.002016094731621736, -0.0002702791497197486, -4.761329794839582e-05,
+             3.790214143863212e-06, 1.0488145003760643e-06, -1.0717222435146485e-07,
+             -2.375783641858266e-08, 4.235547871369115e-09, 4.322266443986925e-10,
+             -1.700083406378286e-10, 1.516259039051331e-12, 5.818711210119819e-12,
+             -7.43498741449259e-13, -1.261271642580719e-13, 4.699838685185945e-14,
+             -1.845566660910406e-15, -1.6914675040296215e-15, 3.627283019150131e-16,
+             1.1897482152092928e-17, -1.8826378766274768e-17, 3.242048478792917e-18,)
 _ERF_TAYLOR64 = (1.1283791670955126, -0.37612638903183754, 0.11283791670955126,
-              -0.026866170645131252, 0.005223977625442188, -0.0008548327023450852,
-              0.00012055332981789664, -1.492565035840625e-05, 1.6462114365889246e-06,
-              -1.6365844691234924e-07, 1.4807192815879218e-08, -1.2290555301717926e-09,
-              9.422759064650411e-11,)
+                 -0.026866170645131252, 0.005223977625442188, -0.0008548327023450852,
+                 0.00012055332981789664, -1.492565035840625e-05, 1.6462114365889246e-06,
+                 -1.6365844691234924e-07, 1.4807192815879218e-08, -1.2290555301717926e-09,
+                 9.422759064650411e-11,)
 _S64_U_LO = 2.0 / 29.0
 _S64_U_HI = 0.8
 
 
-def _normal_cdf_pdf64(z):
-    """(Phi(z), phi(z)) for a float64 ``z``, within a few ulp."""
+def _exp_neg_half_square(x):
+    """exp(-x**2 / 2) with x**2 taken exactly as hi + lo (Veltkamp's split, Dekker's
+    product): from the rounded square, one ulp of x**2 = 200 is 100 ulp of the result."""
 
 
-@overload(_normal_cdf_pdf64, jit_options=_JIT, inline="always")
-def _normal_cdf_pdf64_overload(z):
+@overload(_exp_neg_half_square, jit_options=_JIT)
+def _exp_neg_half_square_overload(x):
+    if x == types.float32:
+        split, big, half = np.float32(4097.0), np.float32(1e37), np.float32(0.5)
+        two, zero = np.float32(2.0), np.float32(0.0)
+    elif x == types.float64:
+        split, big, half, two, zero = 134217729.0, 1e300, 0.5, 2.0, 0.0
+    else:
+        return None
+
+    def impl(x):
+        c = split * x
+        xh = c - (c - x)
+        xl = x - xh
+        hi = x * x
+        lo = ((xh * xh - hi) + two * xh * xl) + xl * xl
+        lo = lo if hi < big else zero  # +-inf (and huge x): the split gives NaN
+        g = exp_neg(-half * hi)
+        return g - g * (half * lo)  # exp(-(hi + lo) / 2) to first order in lo
+    return impl
+
+
+def _normal_cdf64(z):
+    """Phi(z) for a float64 ``z``, within a few ulp."""
+
+
+@overload(_normal_cdf64, jit_options=_JIT, inline="always")
+def _normal_cdf64_overload(z):
     if z != types.float64:
         return None
-    c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, c16, c17, c18, c19, c20, c21, c22, c23 = _ERFC_S64
+    (c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15, c16, c17, c18, c19,
+     c20, c21, c22, c23) = _ERFC_S64
     e0, e1, e2, e3, e4, e5, e6, e7, e8, e9, e10, e11, e12 = _ERF_TAYLOR64
     xa = 2.0 / (_S64_U_HI - _S64_U_LO)
     xb = (_S64_U_LO + _S64_U_HI) / (_S64_U_HI - _S64_U_LO)
 
     def impl(z):
-        # z * z = hi + lo exactly (Veltkamp's split; no fused multiply-add needed)
-        zc = 134217729.0 * z
-        zh = zc - (zc - z)
-        zl = z - zh
-        hi = z * z
-        lo = ((zh * zh - hi) + 2.0 * zh * zl) + zl * zl
-        lo = lo if hi < 1e300 else 0.0  # +-inf (and |z| > 1e150): the split gives NaN
-        g = exp_neg(-0.5 * hi)
-        g = g - g * (0.5 * lo)  # exp(-(hi + lo) / 2) to first order in lo (|lo| <= ulp(hi))
+        g = _exp_neg_half_square(z)  # exp(-t**2) from the exact z**2
         # small |z|: Phi = 1/2 + erf(z / sqrt 2) / 2
         ts = z * _INV_SQRT2
-        s = 0.5 * hi
+        s = ts * ts
         p = ((((((((((((e12 * s + e11) * s + e10) * s + e9) * s + e8) * s + e7) * s + e6)
                     * s + e5) * s + e4) * s + e3) * s + e2) * s + e1) * s + e0)
         near = 0.5 + 0.5 * (ts * p)
@@ -481,7 +501,7 @@ def _normal_cdf_pdf64_overload(z):
         far = half_erfc if z < 0 else far
         cdf = far
         cdf = near if t < 0.5 else cdf
-        return cdf, g * _INV_SQRT_2PI
+        return cdf
     return impl
 
 
@@ -492,18 +512,16 @@ def gelu_fast(x):
 
 @overload(gelu_fast, jit_options=_JIT, inline="always")
 def _gelu_fast_overload(x):
-    """float32 through ``_normal_cdf_pdf`` in float64, float64 through
-    ``_normal_cdf_pdf64`` (see above)."""
+    """float32 through ``_normal_cdf`` in float64, float64 through ``_normal_cdf64`` (see
+    above)."""
     if x == types.float32:
         def impl(x):
             z = np.float64(x)
-            cdf, _ = _normal_cdf_pdf(z)
-            return np.float32(z * cdf)
+            return np.float32(z * _normal_cdf(z))
         return impl
     if x == types.float64:
         def impl(x):
-            cdf, _ = _normal_cdf_pdf64(x)
-            return x * cdf
+            return x * _normal_cdf64(x)
         return impl
     if isinstance(x, types.Float):
         return lambda x: gelu(x)
@@ -513,33 +531,6 @@ def _gelu_fast_overload(x):
 def gelu_grad_fast(x, a):
     """GELU's derivative ``Phi(x) + x phi(x)``."""
     return gelu_grad(x, a)
-
-
-def _exp_neg_half_square(x):
-    """exp(-x**2 / 2) with x**2 taken exactly as hi + lo (Veltkamp's split, Dekker's
-    product): from the rounded square, one ulp of x**2 = 200 is 100 ulp of the result."""
-
-
-@overload(_exp_neg_half_square, jit_options=_JIT)
-def _exp_neg_half_square_overload(x):
-    if x == types.float32:
-        split, big, half = np.float32(4097.0), np.float32(1e37), np.float32(0.5)
-        two, zero = np.float32(2.0), np.float32(0.0)
-    elif x == types.float64:
-        split, big, half, two, zero = 134217729.0, 1e300, 0.5, 2.0, 0.0
-    else:
-        return None
-
-    def impl(x):
-        c = split * x
-        xh = c - (c - x)
-        xl = x - xh
-        hi = x * x
-        lo = ((xh * xh - hi) + two * xh * xl) + xl * xl
-        lo = lo if hi < big else zero  # +-inf (and huge x): the split gives NaN
-        g = exp_neg(-half * hi)
-        return g - g * (half * lo)  # exp(-(hi + lo) / 2) to first order in lo
-    return impl
 
 
 @overload(gelu_grad_fast, jit_options=_JIT, inline="always")
