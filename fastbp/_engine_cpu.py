@@ -74,9 +74,10 @@ class CPUEngine:
     def _threaded(self, rows):
         """The drivers' ``threaded`` argument for products of ``rows`` rows
         (``_threading.threaded_flag``: True, ``THREADED_NO_STREAM``, or None, whose compiled
-        specialisation holds no threaded code, a third less cold compile). After a fit, evaluation passes the fit's
-        flag, so it runs the specialisation training compiled instead of compiling the other
-        one; threads are re-checked on every call (a forked child, a changed thread count)."""
+        specialisation holds no threaded code, a third less cold compile). After a fit,
+        evaluation passes the fit's flag, so it runs the specialisation training compiled
+        instead of compiling the other one; threads are re-checked on every call (a forked
+        child, a changed thread count)."""
         if not products_may_thread():
             return None
         if self._fitted:

@@ -147,14 +147,14 @@ def threaded_flag(sizes, rows, dtype):
     from .kernels.cpu.stream import STREAM_MAX_ROWS, STREAM_MIN_BYTES
     s = sizes.tolist() if isinstance(sizes, np.ndarray) else [int(v) for v in sizes]
     widest = max(a * b for a, b in zip(s, s[1:]))
+    may_stream = widest * np.dtype(dtype).itemsize >= STREAM_MIN_BYTES
     # the cheap test first: small nets never thread; a large layer at a small batch does
     # (its products stream the weights, faster on every core: kernels/cpu/stream.py)
-    if rows * widest < PARALLEL_MIN_MACS and not (
-            rows <= STREAM_MAX_ROWS and widest * np.dtype(dtype).itemsize >= STREAM_MIN_BYTES):
+    if rows * widest < PARALLEL_MIN_MACS and not (rows <= STREAM_MAX_ROWS and may_stream):
         return None
     if not products_may_thread():
         return None
-    return True if widest * np.dtype(dtype).itemsize >= STREAM_MIN_BYTES else THREADED_NO_STREAM
+    return True if may_stream else THREADED_NO_STREAM
 
 
 def guard():
