@@ -127,3 +127,30 @@ class FitMemory:
         grown = peak_rss_bytes() - base
         return grown / expected_fit_bytes(sizes, batch, n, 1, "float32")
     track_fit_memory_ratio.unit = "x budget"
+
+
+class Denormals:
+    """One digits epoch (float32) on inputs scaled into the denormal range (x 1e-39), with
+    fastbp's denormal flushing on (the default) and off: on x86 the IEEE run pays a microcode
+    assist per denormal operation (``kernels/cpu/fpmode.py``)."""
+    params = [True, False]
+    param_names = ["flush"]
+    timeout = 180
+
+    def setup(self, flush):
+        import fastbp
+        sizes, self.batch, n = WORKLOADS["digits"]
+        X, self.y = make_data(sizes, n, "float32")
+        self.X = (X * np.float32(1e-39)).astype(np.float32)
+        self.previous = fastbp.set_flush_denormals(flush)
+        self.net = make_network(sizes, "float32")
+        self.opt = make_optimizer()
+        self.net.fit(self.X[:self.batch * 2], self.y[:self.batch * 2], epochs=1,
+                     batch_size=self.batch, optimizer=self.opt)
+
+    def teardown(self, flush):
+        import fastbp
+        fastbp.set_flush_denormals(self.previous)
+
+    def time_epoch(self, flush):
+        self.net.fit(self.X, self.y, epochs=1, batch_size=self.batch, optimizer=self.opt)

@@ -47,6 +47,9 @@ MIN_TIMED = 0.1  # seconds of consecutive epochs per timing
 FRAMEWORKS = ["fastbp", "numpy", "torch", "jax-step", "jax-scan", "sklearn"]
 #: Hidden layers' activation (``--activation``), read by every trainer when it is built.
 ACT = "relu"
+#: Every input times this (``--input-scale``): 1e-39 puts float32 inputs in the denormal range,
+#: where x86 arithmetic is slow unless the framework flushes denormals (fastbp and JAX do).
+INPUT_SCALE = 1.0
 
 
 def _numpy_activation(z):
@@ -332,6 +335,8 @@ def xla_sgemm_rate(n=2048, reps=1):
 def compare_workload(name, sizes, batch, n, frameworks, rounds, dtype="float32", log=print):
     """Interleaved epochs of every framework plus one SGEMM timing per round; returns a dict."""
     X, y = make_data(sizes, n, dtype)
+    if INPUT_SCALE != 1.0:
+        X = (X * INPUT_SCALE).astype(dtype)
     perm = np.random.default_rng(1).permutation(n)
     X, y = np.ascontiguousarray(X[perm]), y[perm]
     trainers, reps = {}, {}
@@ -473,7 +478,7 @@ def cost_curve(dtype="float32", log=print, rounds=5):
 
 
 def main(argv=None):
-    global LR, ACT
+    global LR, ACT, INPUT_SCALE
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("-w", "--workloads", default="digits,mnist,wide",
                     help="comma-separated: " + ", ".join(WORKLOADS))
@@ -491,6 +496,9 @@ def main(argv=None):
     ap.add_argument("--lr", type=float, default=LR,
                     help=f"learning rate for every framework (default {LR}; lower it where "
                          "small batches diverge on the random data)")
+    ap.add_argument("--input-scale", type=float, default=1.0, metavar="S",
+                    help="multiply every input by S, for every framework (1e-39: float32 "
+                         "denormal inputs, to see which frameworks flush denormals)")
     ap.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown")
     ap.add_argument("--png", metavar="FILE", help="also write a bar chart")
     ap.add_argument("--curve", action="store_true",
@@ -504,13 +512,15 @@ def main(argv=None):
     default_rounds = {"digits": 15, "mnist": 7, "wide": 3}
     LR = args.lr  # every trainer reads the module's LR when it is built (or traced)
     ACT = args.activation
+    INPUT_SCALE = args.input_scale
     results = []
     if not (args.curve and args.no_table):
         import numba
         print(f"# fastbp compare: python {sys.version.split()[0]}, numpy {np.__version__}, "
               f"numba {numba.__version__}, {os.cpu_count()} CPUs, dtype {args.dtype}, "
               f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(auto)')}, "
-              f"load average {os.getloadavg()[0]:.2f}")
+              f"load average {os.getloadavg()[0]:.2f}"
+              + (f", inputs x {INPUT_SCALE:g}" if INPUT_SCALE != 1.0 else ""))
         if args.sizes:
             sizes = [int(v) for v in args.sizes.split(",")]
             batch = args.batch or 32

@@ -4,6 +4,7 @@ __version__ = "0.1.0"
 from . import _kernels_path  # noqa: F401  (makes fastbp.kernels importable from a checkout)
 from . import _threading  # noqa: F401  (pick a thread-safe Numba layer before any kernel runs)
 from . import kernels
+from ._denormals import flush_denormals, set_flush_denormals
 from .callbacks import Callback, EarlyStopping, History
 from .gradcheck import gradient_check
 from .io import load
@@ -14,4 +15,5 @@ from .training import DivergenceError
 
 __all__ = ["Network", "load", "gradient_check", "SGD", "Adam", "Optimizer", "Schedule",
            "ConstantLR", "StepLR", "ExponentialLR", "CosineLR", "History", "Callback",
-           "EarlyStopping", "DivergenceError", "kernels", "__version__"]
+           "EarlyStopping", "DivergenceError", "set_flush_denormals", "flush_denormals", "kernels",
+           "__version__"]

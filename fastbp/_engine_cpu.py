@@ -9,6 +9,7 @@ from .kernels.cpu import network as K
 from .kernels.cpu.checks import all_finite
 from .kernels.cpu.uses import Uses
 from ._aligned import aligned_empty, aligned_zeros, driver_workspaces
+from ._denormals import call_flushing
 from ._threading import products_may_thread, threaded_flag
 
 
@@ -89,17 +90,22 @@ class CPUEngine:
         out = np.empty((X.shape[0], int(self.sizes[-1])), self.dtype)
         rows = min(rows, X.shape[0])
         A_buf, Z_buf, _, _ = self._workspace(rows)
-        K.predict_network(self.params, self.sizes, self.codes, X, out, A_buf, Z_buf,
-                          self._threaded(rows), self._uses)
+        threaded = self._threaded(rows)
+        call_flushing(K.predict_network, self.params, self.sizes, self.codes, X, out, A_buf,
+                      Z_buf, threaded, self._uses, threads=bool(threaded))
         return out
 
     def loss_and_gradients(self, X, Y, with_grads=True):
         """Mean loss over all rows and (optionally) its gradient, as one batch."""
+        threaded = self._threaded(X.shape[0])
+        return call_flushing(self._loss_and_gradients, X, Y, with_grads, threaded,
+                             threads=bool(threaded))
+
+    def _loss_and_gradients(self, X, Y, with_grads, threaded):
         n = X.shape[0]
         A_buf, Z_buf, D_buf, _ = self._workspace(n)
         L = len(self.sizes) - 1
         K.act_view(A_buf, self.sizes, n, 0, n)[:] = X
-        threaded = self._threaded(n)
         K.forward_network(self.params, self.sizes, self.codes, n, n, A_buf, Z_buf, threaded,
                           self._uses)
         # batch_loss_sum, as the training driver: one compiled loss for fit and evaluation
@@ -144,7 +150,7 @@ class CPUEngine:
         uses = self._fit_uses.get(opt_code)
         if uses is None:
             uses = self._fit_uses[opt_code] = Uses.for_network(self.codes, self.loss_code, opt_code)
-        return K.train_batches(self._X, self._Y, order, self._batch, first, last, self.sizes,
-                               self.codes, self.loss_code, self.params, self._grads, state,
-                               opt_code, hyper, step, A_buf, Z_buf, D_buf, Y_buf, threaded,
-                               self._checked, uses)
+        return call_flushing(K.train_batches, self._X, self._Y, order, self._batch, first, last,
+                             self.sizes, self.codes, self.loss_code, self.params, self._grads,
+                             state, opt_code, hyper, step, A_buf, Z_buf, D_buf, Y_buf,
+                             threaded, self._checked, uses, threads=bool(threaded))

@@ -10,6 +10,7 @@ from numba.extending import overload
 
 from ..activations import (ELU, GELU, IDENTITY, LEAKY_RELU, RELU, SIGMOID, SOFTMAX, SOFTPLUS,
                            TANH)
+from .fpmode import fp_adopt, fp_mode
 from .views import borrowed_flat
 from .vecmath import exp_shifted
 from .vecmath import (elu_fast, gelu_fast, gelu_grad_fast,  # noqa: F401
@@ -272,9 +273,12 @@ def _bias_activation_parallel(Z, b, code, A, uses):
     """``bias_activation`` over blocks of rows (elementwise: the same bits)."""
     n, m = Z.shape
     rows = max(1, _ACT_TASK_ELEMENTS // max(m, 1))  # a fixed split: no thread count
+    mode = fp_mode()  # the caller's denormal mode, for every task (fpmode.py)
     for t in prange((n + rows - 1) // rows):       # (get_num_threads would stop caching)
+        saved = fp_adopt(mode)
         r0, r1 = t * rows, min(n, (t + 1) * rows)
         _bias_activation_impl(Z[r0:r1], b, code, A[r0:r1], uses)
+        fp_adopt(saved)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
@@ -282,9 +286,12 @@ def _grad_parallel(Z, A, code, D, uses):
     """``mul_activation_grad_2d`` over blocks of rows (the same bits)."""
     n, m = D.shape
     rows = max(1, _ACT_TASK_ELEMENTS // max(m, 1))  # a fixed split: no thread count
+    mode = fp_mode()
     for t in prange((n + rows - 1) // rows):       # (get_num_threads would stop caching)
+        saved = fp_adopt(mode)
         r0, r1 = t * rows, min(n, (t + 1) * rows)
         _grad_impl(Z[r0:r1], A[r0:r1], code, D[r0:r1], uses)
+        fp_adopt(saved)
 
 
 def _split_if_used(parallel, serial):

@@ -24,6 +24,7 @@ from numba import njit, prange, types
 from numba.extending import overload
 
 from .blas import _gemm_types_ok, gemm_into
+from .fpmode import fp_adopt, fp_mode
 from .views import borrowed_flat
 from .simd import SCRATCH, lanes, stack_scratch, transpose_block, vload, vstore
 from .stream import STREAM_TASK_ROWS, nn_stream_task, nn_stream_width, nt_stream_task, streams
@@ -220,9 +221,12 @@ def _nn_panels_parallel(a, b, c, M, K, N):
     """Every two-vector column panel of ``c (M, N) = a (M, K) @ b (K, N)``, one panel per
     task: tasks write disjoint columns, so no two threads touch the same output."""
     W = 2 * lanes(a)
+    mode = fp_mode()  # the caller's denormal mode, for every task (fpmode.py)
     for p in prange((N + W - 1) // W):
+        saved = fp_adopt(mode)
         P = stack_scratch(a)  # one per task, on that thread's stack
         _nn_packed_panel(a, b, c, P, M, K, N, p * W)
+        fp_adopt(saved)
 
 
 @njit(cache=True, parallel=True)
@@ -231,8 +235,11 @@ def _nn_stream_parallel(a, b, c, M, K, N):
     ``nn_stream_width`` columns per task (disjoint columns). A parallel function of its own:
     as a branch of ``_nn_panels_parallel`` it made that one compile 2 s longer."""
     W = nn_stream_width(M, N, a)
+    mode = fp_mode()
     for p in prange((N + W - 1) // W):
+        saved = fp_adopt(mode)
         nn_stream_task(a, b, c, M, K, N, p * W, min(N, (p + 1) * W))
+        fp_adopt(saved)
 
 
 #: ``A.T @ B`` packs blocks of ``A`` (``TN_KC`` reduction rows by ``TN_MC`` output rows) when
@@ -312,10 +319,13 @@ def _tn_panels_parallel(a, b, c, M, R, N):
     mc = TN_MC if pack else max(M, 1)
     npan = (N + W - 1) // W
     nblk = (M + mc - 1) // mc
+    mode = fp_mode()
     for t in prange(npan * nblk):
+        saved = fp_adopt(mode)
         P = stack_scratch(a)  # one per task, on that thread's stack
         ib = t // npan
         _tn_block(a, b, c, P, M, R, N, ib * mc, mc, (t - ib * npan) * W, pack)
+        fp_adopt(saved)
 
 
 @njit(cache=True, inline='always')
@@ -340,9 +350,12 @@ def _nt_panel(a, b, c, P, M, J, K, k0):
 @njit(cache=True, parallel=True)
 def _nt_panels_parallel(a, b, c, M, J, K):
     W = 2 * lanes(a)
+    mode = fp_mode()
     for p in prange((K + W - 1) // W):
+        saved = fp_adopt(mode)
         P = stack_scratch(a)  # one per task, on that thread's stack
         _nt_panel(a, b, c, P, M, J, K, p * W)
+        fp_adopt(saved)
 
 
 @njit(cache=True, parallel=True)
@@ -350,8 +363,11 @@ def _nt_stream_parallel(a, b, c, M, J, K):
     """``c (M, K) = a (M, J) @ b (K, J).T`` for few rows (``stream.py``), one block of
     ``STREAM_TASK_ROWS`` rows of b per task."""
     T = STREAM_TASK_ROWS
+    mode = fp_mode()
     for p in prange((K + T - 1) // T):
+        saved = fp_adopt(mode)
         nt_stream_task(a, b, c, M, J, K, p * T, min(K, (p + 1) * T))
+        fp_adopt(saved)
 
 
 _nn_stream = _stream_if_allowed(_nn_stream_parallel)

@@ -22,6 +22,7 @@ from numba.extending import overload
 from ..activations import ADAM, SGD
 
 from .bounds import max_abs
+from .fpmode import fp_adopt, fp_mode
 from .gemm import _blas_wins, _panel, tn_chunk, tn_packs, tn_splits
 from .simd import SCRATCH, lanes, stack_scratch, vload, vstore
 from .uses import uses_optimizer
@@ -142,11 +143,14 @@ def _task(a, bp, p, s0, s1, M, R, N, KC, tr, task, mode, x0, x1, x2, x3, x4, x5,
 def _tasks_parallel(a, b, bp, p, s0, s1, M, R, N, KC, tr, n, mode, x0, x1, x2, x3, x4, x5,
                     x6, x7, x8, uses):
     W = 2 * lanes(a)
-    for q in prange((N + W - 1) // W):
+    for q in prange((N + W - 1) // W):  # copies only: no arithmetic, no mode
         _pack_panel(b, R, N, q, bp)
+    fp = fp_mode()  # the caller's denormal mode, for every task (fpmode.py)
     for task in prange(n):
+        saved = fp_adopt(fp)
         _task(a, bp, p, s0, s1, M, R, N, KC, tr, task, mode, x0, x1, x2, x3, x4, x5, x6, x7,
               x8, uses)
+        fp_adopt(saved)
 
 
 @njit(cache=True, error_model="numpy", inline='always')

@@ -30,6 +30,7 @@ from ..activations import ADAM, BINARY_CROSS_ENTROPY, CROSS_ENTROPY, MSE, SGD, S
 from .backward import hidden_delta, loss_sum, output_delta
 from .bounds import max_abs, state_bounds, step_bounds
 from .forward import forward
+from .fpmode import fp_adopt, fp_mode
 from .gradient_step import ADAM_MODE, PLAIN, fuses, gradient_bound
 from .gradient_step import threaded_weight_gradient_step
 from .gradient_step import MOMENTUM as MOMENTUM_MODE, NESTEROV as NESTEROV_MODE
@@ -379,10 +380,13 @@ def _update_parallel(params, grads, state, opt, hyper, t, nw, check, uses):
     n = params.shape[0]
     nchunks = (n + _UPDATE_CHUNK - 1) // _UPDATE_CHUNK
     bad = 0
+    mode = fp_mode()  # the caller's denormal mode, for every chunk (fpmode.py)
     for c in prange(nchunks):  # each chunk its own entries; an integer sum reduction
+        saved = fp_adopt(mode)
         if not _update_range(params, grads, state, opt, hyper, t, nw, c * _UPDATE_CHUNK,
                              min(n, (c + 1) * _UPDATE_CHUNK), check, uses):
             bad += 1
+        fp_adopt(saved)
     return bad == 0
 
 

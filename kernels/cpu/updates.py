@@ -14,6 +14,8 @@ import math
 from numba import njit, prange
 from numba.extending import overload
 
+from .fpmode import fp_adopt, fp_mode
+
 
 def _as_dtype_of(a, x):
     """``x`` converted to the dtype of array ``a`` (usable inside @njit code)."""
@@ -264,9 +266,12 @@ def sgd_update(param, grad, velocity, lr, momentum, nesterov, weight_decay):
     """
     n = param.shape[0]
     nchunks = (n + _CHUNK - 1) // _CHUNK
+    mode = fp_mode()  # the caller's denormal mode, for every chunk (fpmode.py)
     for c in prange(nchunks):
+        saved = fp_adopt(mode)
         sgd_range(param, grad, velocity, lr, momentum, nesterov, weight_decay,
                   c * _CHUNK, min(n, (c + 1) * _CHUNK))
+        fp_adopt(saved)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
@@ -296,6 +301,9 @@ def adam_update(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, de
     """
     n = param.shape[0]
     nchunks = (n + _CHUNK - 1) // _CHUNK
+    mode = fp_mode()
     for c in prange(nchunks):
+        saved = fp_adopt(mode)
         adam_range(param, grad, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled,
                    c * _CHUNK, min(n, (c + 1) * _CHUNK))
+        fp_adopt(saved)
