@@ -9,7 +9,7 @@ import pytest
 from numba import njit
 
 from fastbp.kernels.cpu import gemm
-from fastbp.kernels.cpu.simd import SCRATCH, transpose_block
+from fastbp.kernels.cpu.simd import SCRATCH, lanes, transpose_block
 
 DTYPES = [np.float32, np.float64]
 # (M, K, N) for out (M, N) = A (M, K) @ B (K, N); the same letters for the other two forms
@@ -237,3 +237,38 @@ def test_unthreaded_training_compiles_no_parallel_code():
     markers = ("_parallel", "update_is_finite")
     assert not [m for m in markers if m in irs[("none", "none")]]
     assert all(m in irs[("bool", "bool")] for m in markers)
+
+
+@pytest.mark.parametrize("name, features, want", [
+    ("icelake-server", "+sse2,+avx2,+fma,+avx512f,+avx512bw", True),
+    ("sapphirerapids", "+avx512f,+avx512vl", True),
+    ("znver5", "+avx2,+avx512f,+avx512bw", False),   # measured slower there
+    ("znver3", "+avx2,+fma", False),
+    ("haswell", "+avx2,+fma,-avx512f", False),       # no AVX-512: 16 accumulators don't fit
+    ("generic", "", False)])
+def test_eight_row_tiles_rule(name, features, want):
+    assert gemm.eight_row_tiles_pay(name, features) is want
+
+
+@njit
+def _nn_tiles(a, b, c, M, K, N, tall):
+    for j0 in range(0, N, 2 * lanes(a)):
+        gemm._panel(a, 0, K, 1, b, j0, N, c, j0, N, M, K, N - j0, False, tall)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(8, 10, 128), (13, 17, 47), (33, 65, 127), (64, 64, 64)])
+def test_eight_and_four_row_tiles_give_the_same_bits(shape, dtype):
+    """``EIGHT_ROW_TILES`` differs between CPUs; the products must not: both tile heights
+    give the same bits (one FMA chain per element, in reduction order) and NumPy's values.
+    Only one height is compiled into the products on a given CPU, so both are called here
+    through the panel itself."""
+    M, K, N = shape
+    rng = np.random.default_rng(5)
+    A = rng.standard_normal((M, K)).astype(dtype)
+    B = rng.standard_normal((K, N)).astype(dtype)
+    four, eight = np.full((M, N), np.nan, dtype), np.full((M, N), np.nan, dtype)
+    _nn_tiles(A.ravel(), B.ravel(), four.ravel(), M, K, N, False)
+    _nn_tiles(A.ravel(), B.ravel(), eight.ravel(), M, K, N, True)
+    assert np.array_equal(four, eight)
+    _check(eight, A.astype(np.float64) @ B.astype(np.float64), dtype, K)
