@@ -38,10 +38,8 @@ if _X86:
 
 def _csr_asm(builder, text, slot):
     """``text`` (one instruction on the memory at ``slot``) as inline assembly with side
-    effects. Not LLVM's ``llvm.x86.sse.stmxcsr``/``ldmxcsr`` intrinsics: with them LLVM reused
-    a task's first reading of the register for its second, after the write between them, so
-    the task never restored its mode (a worker thread was left flushing; caught by
-    tests/test_denormals.py)."""
+    effects and a memory clobber: LLVM then neither drops, merges nor reorders the reads and
+    writes of the register, whose value changes between them without LLVM seeing it."""
     builder.asm(ir.FunctionType(ir.VoidType(), [slot.type]), text, "r,~{memory}", [slot],
                 side_effect=True)
 
