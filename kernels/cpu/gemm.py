@@ -58,9 +58,10 @@ def eight_row_tiles_pay(cpu_name, cpu_features):
     ``A @ B.T``, 1.07-1.31x and 1.20-1.22x for the one-thread ones (32x64x128 included):
     two FMA units of 4 cycles' latency keep 8 chains busy with no slack, 16 with some. On
     an AMD EPYC (Zen 5) the threaded ``A @ B`` measured slower with them (256x1024x2048: 183
-    -> 160 GFLOP/s, second session; slower again in the eighth): there they stay 4 rows, as everywhere without AVX-512
-    (16 accumulators of 64 bytes would not fit in 16 AVX2 registers). Decided from the CPU
-    Numba compiles for, which is part of its cache key, so a cached product always matches.
+    -> 160 GFLOP/s, second session; slower again in the eighth): there they stay 4 rows,
+    as everywhere without AVX-512 (16 accumulators of 64 bytes would not fit in 16 AVX2
+    registers). Decided from the CPU Numba compiles for, which is part of its cache key, so
+    a cached product always matches.
 
     Parameters
     ----------
