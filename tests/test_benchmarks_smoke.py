@@ -130,3 +130,25 @@ def test_asv_check_finds_no_problems():
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "No problems found" in out.stdout
+
+
+def test_thread_scaling_script_runs_and_restores_threading():
+    """thread_scaling.py times one round per thread count on a net large enough to thread,
+    reports a tiny one as such, and leaves Numba's thread count and fastbp's threading
+    decision as they were."""
+    import numba
+
+    from asv_benchmarks import thread_scaling
+    from fastbp import _engine_cpu, _threading
+    before = (numba.get_num_threads(), _threading.products_may_thread,
+              _engine_cpu.products_may_thread)
+    counts = (1, 2) if numba.config.NUMBA_NUM_THREADS >= 2 else (1,)
+    lines = []
+    rates = thread_scaling.measure("256,256,10:128:512", counts, rounds=1, out=lines.append)
+    assert set(rates) == set(counts) and all(r > 0 for r in rates.values())
+    assert all(f"{t} thread(s)" in lines[0] for t in counts)
+    assert thread_scaling.measure("8,4,2:4:16", counts, rounds=1, out=lines.append) == {}
+    assert "too small to thread" in lines[1]
+    after = (numba.get_num_threads(), _threading.products_may_thread,
+             _engine_cpu.products_may_thread)
+    assert after == before
