@@ -4,9 +4,9 @@ Every framework trains the same network (ReLU hidden layers, or ``--activation t
 ``sigmoid``, ``elu``, ``softplus`` or ``gelu``; softmax + cross-entropy, SGD with
 momentum 0.9, no weight decay) on the same float data, in the same batch order (the data are
 shuffled once with a fixed seed and every framework walks them in order, ``shuffle=False``).
-The measurements are interleaved: each round runs every framework in turn and one SGEMM timing,
-and the table reports medians over the rounds, so a slow moment on a shared machine hits
-everyone alike. A framework's timing in a round covers as many consecutive epochs as it needs
+The measurements are interleaved: each round runs every framework in turn and one GEMM
+timing (in the run's dtype), and the table reports medians over the rounds, so a slow moment
+on a shared machine hits everyone alike. A framework's timing in a round covers as many consecutive epochs as it needs
 for at least ``MIN_TIMED`` seconds (counted once, during warm-up): a single 1 ms epoch right
 after another framework ran measures cache and branch-predictor warm-up more than training. Peers run only where installed (``pip install -e ".[peers]"``):
 
@@ -17,7 +17,8 @@ after another framework ran measures cache and branch-predictor warm-up more tha
   sklearn    scikit-learn MLPClassifier(solver="sgd").partial_fit, one epoch per call
 
 The floor is the step's matrix-product FLOPs (see common.flops_per_sample, ~6 * batch *
-weights) over the SGEMM rate measured in this run (n x n float32 products through NumPy's BLAS).
+weights) over the GEMM rate measured in this run in the run's dtype (n x n products through
+NumPy's BLAS: SGEMM for float32, DGEMM for float64).
 
 Examples (from the repository root)::
 
@@ -311,19 +312,32 @@ def available(name):
 
 # -- measurement ----------------------------------------------------------------------------------
 
-def xla_sgemm_rate(n=2048, reps=1):
-    """FLOP/s of an n^3 float32 product through JAX/XLA (its own GEMM code, not OpenBLAS),
-    or None without JAX: the machine may run faster products than the BLAS floor shows."""
+def gemm_name(dtype):
+    """"SGEMM" or "DGEMM": the BLAS product whose rate sets a run's floor."""
+    return "DGEMM" if np.dtype(dtype) == np.float64 else "SGEMM"
+
+
+_XLA_GEMM = {}
+
+
+def xla_gemm_rate(dtype="float32", n=2048, reps=1):
+    """FLOP/s of an n^3 product in ``dtype`` through JAX/XLA (its own GEMM code, not
+    OpenBLAS), or None without JAX: the machine may run faster products than the BLAS floor
+    shows."""
     if not available("jax-scan"):
         return None
     import jax
     import jax.numpy as jnp
-    if not hasattr(xla_sgemm_rate, "_f"):
-        xla_sgemm_rate._f = jax.jit(jnp.dot)
-        xla_sgemm_rate._ab = [jnp.asarray(np.random.default_rng(i).standard_normal((n, n)),
-                                          dtype=jnp.float32) for i in (1, 2)]
-        xla_sgemm_rate._f(*xla_sgemm_rate._ab).block_until_ready()
-    f, (a, b) = xla_sgemm_rate._f, xla_sgemm_rate._ab
+    dtype = np.dtype(dtype)
+    if dtype == np.float64:
+        jax.config.update("jax_enable_x64", True)  # else jnp silently makes float32
+    if dtype.name not in _XLA_GEMM:
+        f = jax.jit(jnp.dot)
+        ab = [jnp.asarray(np.random.default_rng(i).standard_normal((n, n)), dtype=dtype)
+              for i in (1, 2)]
+        f(*ab).block_until_ready()
+        _XLA_GEMM[dtype.name] = f, ab
+    f, (a, b) = _XLA_GEMM[dtype.name]
     times = []
     for _ in range(reps):
         t = time.perf_counter()
@@ -333,7 +347,8 @@ def xla_sgemm_rate(n=2048, reps=1):
 
 
 def compare_workload(name, sizes, batch, n, frameworks, rounds, dtype="float32", log=print):
-    """Interleaved epochs of every framework plus one SGEMM timing per round; returns a dict."""
+    """Interleaved epochs of every framework plus one GEMM timing per round (in ``dtype``);
+    returns a dict."""
     X, y = make_data(sizes, n, dtype)
     if INPUT_SCALE != 1.0:
         X = (X * INPUT_SCALE).astype(dtype)
@@ -366,16 +381,17 @@ def compare_workload(name, sizes, batch, n, frameworks, rounds, dtype="float32",
                 tr.epoch()
             secs[fw].append((time.perf_counter() - t) / reps[fw])
         time.sleep(PAUSE)
-        rates.append(sgemm_rate(reps=1))
+        rates.append(sgemm_rate(reps=1, dtype=dtype))
         if any(fw.startswith("jax") for fw in trainers):
             time.sleep(PAUSE)
-            xla_rates.append(xla_sgemm_rate())
+            xla_rates.append(xla_gemm_rate(dtype))
     rate = float(np.median(rates))
     xla = float(np.median(xla_rates)) / 1e9 if xla_rates else None
     floor = floor_samples_per_s(sizes, rate)
     sps = {fw: n / float(np.median(s)) for fw, s in secs.items()}
     return {"name": name, "sizes": sizes, "batch": batch, "n": n, "dtype": dtype,
-            "rounds": rounds, "sgemm_gflops": rate / 1e9, "xla_sgemm_gflops": xla,
+            "rounds": rounds, "gemm": gemm_name(dtype), "gemm_gflops": rate / 1e9,
+            "xla_gemm_gflops": xla,
             "floor": floor, "sps": sps,
             "spread": {fw: (n / max(s), n / min(s)) for fw, s in secs.items()}}
 
@@ -398,9 +414,9 @@ def format_table(results, markdown=False):
             else:
                 lines.append(f"{cells[0]:<8} {cells[1]:<10} {cells[2]:>12} {cells[3]:>14} "
                              f"{cells[4]:>18}")
-        note = f"SGEMM {r['sgemm_gflops']:.0f} GFLOP/s"
-        if r.get("xla_sgemm_gflops"):
-            note += f" (XLA: {r['xla_sgemm_gflops']:.0f})"
+        note = f"{r['gemm']} {r['gemm_gflops']:.0f} GFLOP/s"
+        if r.get("xla_gemm_gflops"):
+            note += f" (XLA: {r['xla_gemm_gflops']:.0f})"
         floor_cells = [label, "floor", f"{r['floor']:,.0f}", "", note]
         if markdown:
             lines.append("| " + " | ".join(floor_cells) + " |")
@@ -434,7 +450,8 @@ def cost_curve(dtype="float32", log=print, rounds=5):
     """fastbp step time against batch size (mnist net) and against FLOPs (square nets).
 
     Each point: the median over ``rounds`` of an epoch of fit over >= 64 steps, divided by
-    the number of steps; with the SGEMM floor of the same step measured alongside.
+    the number of steps; with the GEMM floor of the same step (in ``dtype``) measured
+    alongside.
     """
     import fastbp
     rows = []
@@ -448,12 +465,12 @@ def cost_curve(dtype="float32", log=print, rounds=5):
         net.fit(X[:2 * batch], y[:2 * batch], epochs=1, batch_size=batch, optimizer=opt)
         ts, rates = [], []
         for _ in range(rounds):
-            time.sleep(PAUSE)  # NumPy's BLAS threads (the SGEMM below) stop spinning first
+            time.sleep(PAUSE)  # NumPy's BLAS threads (the GEMM below) stop spinning first
             t = time.perf_counter()
             net.fit(X, y, epochs=1, batch_size=batch, optimizer=opt, shuffle=False)
             ts.append((time.perf_counter() - t) / steps)
             time.sleep(PAUSE)
-            rates.append(sgemm_rate(reps=1))
+            rates.append(sgemm_rate(reps=1, dtype=dtype))
         step = float(np.median(ts))
         fl = flops_per_sample(sizes) * batch
         rate = float(np.median(rates))

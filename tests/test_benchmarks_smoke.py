@@ -152,3 +152,22 @@ def test_thread_scaling_script_runs_and_restores_threading():
     after = (numba.get_num_threads(), _threading.products_may_thread,
              _engine_cpu.products_may_thread)
     assert after == before
+
+
+def test_compare_script_floor_uses_the_runs_dtype(monkeypatch):
+    """A float64 run's floor is set by DGEMM, timed in float64 (until the thirteenth session
+    compare.py timed SGEMM whatever the dtype)."""
+    from asv_benchmarks import compare
+    timed = []
+    real = compare.sgemm_rate
+
+    def recording(*args, **kwargs):
+        timed.append(np.dtype(kwargs.get("dtype", "float32")))
+        return real(*args, **kwargs)
+    monkeypatch.setattr(compare, "sgemm_rate", recording)
+    results = compare.main(["-w", "digits", "-f", "fastbp", "--rounds", "1",
+                            "--dtype", "float64"])
+    assert timed and all(t == np.float64 for t in timed)
+    assert results[0]["gemm"] == "DGEMM"
+    flops = compare.flops_per_sample(results[0]["sizes"])
+    assert results[0]["floor"] == pytest.approx(results[0]["gemm_gflops"] * 1e9 / flops)
