@@ -257,12 +257,14 @@ def _nn_tiles(a, b, c, M, K, N, tall):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(8, 10, 128), (13, 17, 47), (33, 65, 127), (64, 64, 64)])
+@pytest.mark.parametrize("shape", [(8, 10, 128), (13, 17, 47), (33, 65, 127), (64, 64, 64),
+                                   (40, 30, 5), (35, 65, 10), (50, 20, 47)])
 def test_eight_and_four_row_tiles_give_the_same_bits(shape, dtype):
     """``EIGHT_ROW_TILES`` differs between CPUs; the products must not: both tile heights
     give the same bits (one FMA chain per element, in reduction order) and NumPy's values.
     Only one height is compiled into the products on a given CPU, so both are called here
-    through the panel itself."""
+    through the panel itself. The last three shapes reach the one-vector branch (at most
+    ``lanes`` output columns) with 16 rows or more: 16-row tiles when tall, else 8-row."""
     M, K, N = shape
     rng = np.random.default_rng(5)
     A = rng.standard_normal((M, K)).astype(dtype)

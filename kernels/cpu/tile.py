@@ -26,7 +26,7 @@ from numba.extending import intrinsic
 from .simd import _I64, _elem_ptr, _lane_mask, _masked_load, _masked_store, _suffix, _vec
 
 #: The tile shapes the products use, (rows, vectors): anything else is refused at typing.
-SHAPES = ((8, 2), (4, 2), (1, 2), (8, 1), (1, 1))
+SHAPES = ((8, 2), (4, 2), (1, 2), (16, 1), (8, 1), (1, 1))
 
 
 @intrinsic
