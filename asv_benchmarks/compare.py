@@ -6,9 +6,11 @@ momentum 0.9, no weight decay) on the same float data, in the same batch order (
 shuffled once with a fixed seed and every framework walks them in order, ``shuffle=False``).
 The measurements are interleaved: each round runs every framework in turn and one GEMM
 timing (in the run's dtype), and the table reports medians over the rounds, so a slow moment
-on a shared machine hits everyone alike. A framework's timing in a round covers as many consecutive epochs as it needs
-for at least ``MIN_TIMED`` seconds (counted once, during warm-up): a single 1 ms epoch right
-after another framework ran measures cache and branch-predictor warm-up more than training. Peers run only where installed (``pip install -e ".[peers]"``):
+on a shared machine hits everyone alike. A framework's timing in a round covers as many
+consecutive epochs as it needs for at least ``MIN_TIMED`` seconds (counted once, during
+warm-up): a single 1 ms epoch right after another framework ran measures cache and
+branch-predictor warm-up more than training. Peers run only where installed
+(``pip install -e ".[peers]"``):
 
   numpy      the same step written in plain NumPy (BLAS products, NumPy elementwise)
   torch      PyTorch CPU eager: nn.Sequential + CrossEntropyLoss + optim.SGD
