@@ -217,8 +217,10 @@ def test_unthreaded_training_compiles_no_parallel_code():
     fit) references none of the parallel functions (products, batch gather, update) nor the
     update check: each is pruned at compile time (``threaded is not None``), so a cold start
     never builds them. With a bool flag the same driver does reference them. A fresh uncached
-    copy of the driver, so its LLVM IR can be inspected."""
+    copy of the driver, so its LLVM IR can be inspected. With the network's ``uses`` (as every
+    fit passes), so only its activations, loss and optimizer are compiled."""
     from fastbp.kernels.cpu import network as N
+    from fastbp.kernels.cpu.uses import Uses
 
     fresh = njit(N.train_batches.py_func)
     rng = np.random.default_rng(0)
@@ -226,13 +228,15 @@ def test_unthreaded_training_compiles_no_parallel_code():
     n_params = 6 * 5 + 5 * 3 + 5 + 3
     X, Y = rng.standard_normal((10, 6)).astype(np.float32), np.eye(3, dtype=np.float32)[[0] * 10]
     rows = 4
-    args = [X, Y, np.arange(10), rows, 0, 3, sizes, codes, 0, np.zeros(n_params, np.float32),
+    args = [X, Y, np.arange(10), rows, 0, 3, sizes, codes, 2, np.zeros(n_params, np.float32),
             np.zeros(n_params, np.float32), np.zeros((1, n_params), np.float32), 0,
             np.zeros(N.N_HYPER), np.zeros(2, np.int64),
             np.zeros(rows * 14, np.float32), np.zeros(rows * 8, np.float32),
             np.zeros((2, rows * 5), np.float32), np.zeros((rows, 3), np.float32)]
-    fresh(*args, None, None)
-    fresh(*args, True, True)
+    uses = Uses.for_network(codes, 2, 0)  # cross-entropy, SGD: the codes in args (and the
+    # kernels most fits compile, so the callees come from the cache)
+    fresh(*args, None, None, uses)
+    fresh(*args, True, True, uses)
     irs = {tuple(str(t) for t in sig[19:21]): ir for sig, ir in fresh.inspect_llvm().items()}
     markers = ("_parallel", "update_is_finite")
     assert not [m for m in markers if m in irs[("none", "none")]]
