@@ -2,6 +2,7 @@
 against the same buffers 16 bytes past a line (NumPy's usual alignment), interleaved in one
 process. Usage: ``python asv_benchmarks/ab_alignment.py 784,256,128,10:128:8192
 64,128,10:32:1792`` (layer sizes : batch : samples)."""
+import os
 import sys
 import time
 
@@ -9,6 +10,12 @@ import numpy as np
 
 import fastbp
 from fastbp import _aligned, _engine_cpu
+
+if __package__ in (None, ""):  # run as a script: make ``common`` importable
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from common import spec_data
+else:
+    from .common import spec_data
 
 aligned, aligned_zeros = _aligned.aligned_empty, _aligned.aligned_zeros
 
@@ -39,12 +46,7 @@ ALLOCATORS = {"aligned": (aligned, aligned_zeros), "offset16": (off_by_16, off_b
 
 def main(specs, rounds=7):
     for spec in specs:
-        sizes, batch, n = spec.split(":")
-        sizes = [int(v) for v in sizes.split(",")]
-        batch, n = int(batch), int(n)
-        rng = np.random.default_rng(0)
-        X = rng.standard_normal((n, sizes[0])).astype(np.float32)
-        y = rng.integers(0, sizes[-1], n)
+        sizes, batch, n, X, y = spec_data(spec)
         nets = {}
         for name in ALLOCATORS:
             use(name)

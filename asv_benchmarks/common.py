@@ -41,6 +41,19 @@ def make_data(sizes, n, dtype="float32", seed=SEED):
     return X, y
 
 
+def spec_data(spec):
+    """The net and data of an A/B script's "sizes:batch:samples" argument (e.g.
+    ``784,256,128,10:128:8192``): (sizes, batch, n, X, y), X float32 standard normal and y
+    integer labels, from a fixed seed."""
+    sizes, batch, n = spec.split(":")
+    sizes = [int(v) for v in sizes.split(",")]
+    batch, n = int(batch), int(n)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, sizes[0])).astype(np.float32)
+    y = rng.integers(0, sizes[-1], n)
+    return sizes, batch, n, X, y
+
+
 def one_hot(y, k, dtype="float32"):
     Y = np.zeros((y.shape[0], k), dtype=dtype)
     Y[np.arange(y.shape[0]), y] = 1

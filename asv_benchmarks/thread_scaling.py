@@ -11,6 +11,8 @@ that its products may thread whatever the thread count, so one thread runs the s
 """
 import argparse
 import contextlib
+import os
+import sys
 import time
 
 import numba
@@ -18,6 +20,12 @@ import numpy as np
 
 import fastbp
 from fastbp import _engine_cpu, _threading
+
+if __package__ in (None, ""):  # run as a script: make ``common`` importable
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from common import spec_data
+else:
+    from .common import spec_data
 
 
 @contextlib.contextmanager
@@ -37,12 +45,7 @@ def own_threads(n):
 def measure(spec, threads=(1, 2), rounds=7, out=print):
     """Samples/s of ``fit`` epochs on the net ``spec`` ("sizes:batch:samples") for each
     thread count in ``threads``, interleaved; returns {threads: median samples/s}."""
-    sizes, batch, n = spec.split(":")
-    sizes = [int(v) for v in sizes.split(",")]
-    batch, n = int(batch), int(n)
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((n, sizes[0])).astype(np.float32)
-    y = rng.integers(0, sizes[-1], n)
+    sizes, batch, n, X, y = spec_data(spec)
     net = fastbp.Network(sizes, seed=0)
     opt = fastbp.SGD(lr=0.01, momentum=0.9)
     reps = max(1, 5000 // n)  # small sets: several epochs per timing
