@@ -162,6 +162,9 @@ def test_stream_width_fits_the_scratch(M, N):
         assert w <= max(V, -(-quarter // V) * V)
 
 
+# one worker for every case (README's ``--dist loadgroup``): cases share compiled drivers, which
+# two workers would each compile at the same time (about 18 s twice in a cold run)
+@pytest.mark.xdist_group("streamed_fits")
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("recovery", ["snapshot", "checked"])
 @pytest.mark.parametrize("batch", [1, 8])
