@@ -50,6 +50,7 @@ from .kernels.activations import (ACTIVATION_CODES, ADAM, BINARY_CROSS_ENTROPY, 
 from .kernels.cpu import adam_range, hidden_delta, output_delta, sgd_range, weight_gradients
 from .kernels.cpu.network import (_act, _b, _delta, _w, _z, forward_network, n_weights,
                                   predict_network)
+from .kernels.cpu.uses import Uses
 from .kernels.cpu.views import borrowed_2d, borrowed_flat
 from ._devices import parse_device
 from ._aligned import aligned_empty, aligned_zeros, driver_workspaces
@@ -88,11 +89,13 @@ def _sample_loss(A, Y, r, loss_code, eps_clip):
 
 @njit(cache=True, error_model="numpy")
 def _batch_loss_grad(params, sizes, codes, loss_code, alpha, X, Y, sw, weighted, idx, r0, m,
-                     rows, A_buf, Z_buf, D_buf, Y_buf, grads, threaded):
+                     rows, A_buf, Z_buf, D_buf, Y_buf, grads, threaded, uses=None):
     """scikit-learn's ``_backprop`` on rows ``idx[r0:r0+m]``: loss and gradients into grads.
 
     Returns (loss, weight sum). loss = weighted mean data loss + 0.5 alpha |W|^2 / weight sum;
     gradients = (A^T (sw * delta) + alpha W) / weight sum (intercepts without alpha).
+    ``uses`` (``kernels/cpu/uses.py``, without an optimizer): the activations and loss to
+    compile, as the engine passes them; None compiles every one.
     """
     L = sizes.shape[0] - 1
     K = sizes[L]
@@ -111,7 +114,7 @@ def _batch_loss_grad(params, sizes, codes, loss_code, alpha, X, Y, sw, weighted,
         sws += sw[i]
     if sws <= 0.0:
         return 0.0, sws
-    forward_network(params, sizes, codes, m, rows, A_buf, Z_buf, threaded)
+    forward_network(params, sizes, codes, m, rows, A_buf, Z_buf, threaded, uses)
     Z = _z(Z_buf, sizes, rows, L, m)
     A = _act(A_buf, sizes, rows, L, m)
     out_code = codes[L - 1]
@@ -127,7 +130,7 @@ def _batch_loss_grad(params, sizes, codes, loss_code, alpha, X, Y, sw, weighted,
     loss = (data + 0.5 * alpha * sq) / sws
     # Canonical link: delta = A - Y for softmax/log-loss, logistic/log-loss, identity/squared.
     delta = _delta(D_buf, 0, m, K)
-    output_delta(Z, A, Yb, out_code, loss_code, 1.0, delta)
+    output_delta(Z, A, Yb, out_code, loss_code, 1.0, delta, uses)
     for r in range(m):
         w = (sw[idx[r0 + r]] if weighted else 1.0) / sws
         for j in range(K):
@@ -145,7 +148,7 @@ def _batch_loss_grad(params, sizes, codes, loss_code, alpha, X, Y, sw, weighted,
         if l > 0:
             prev = _delta(D_buf, (L - l) % 2, m, sizes[l])
             hidden_delta(delta, _w(params, sizes, l), _z(Z_buf, sizes, rows, l, m),
-                         _act(A_buf, sizes, rows, l, m), codes[l - 1], prev, threaded)
+                         _act(A_buf, sizes, rows, l, m), codes[l - 1], prev, threaded, uses)
             delta = prev
     return loss, sws
 
@@ -153,11 +156,12 @@ def _batch_loss_grad(params, sizes, codes, loss_code, alpha, X, Y, sw, weighted,
 @njit(cache=True, error_model="numpy")
 def _run_epoch(X, Y, sw, weighted, order, batch_size, sizes, codes, loss_code, alpha, params,
                grads, state, opt, lr, momentum, nesterov, beta1, beta2, eps, step, A_buf, Z_buf,
-               D_buf, Y_buf, threaded):
+               D_buf, Y_buf, threaded, uses=None):
     """One epoch of minibatch updates in ``order``; returns sum over batches of loss * rows.
     ``threaded``: None (every product on this thread, no threaded code compiled), True or
     ``gemm.THREADED_NO_STREAM`` (large products over Numba's threads; see
-    ``kernels.cpu.gemm.matmul`` and ``_threading.threaded_flag``).
+    ``kernels.cpu.gemm.matmul`` and ``_threading.threaded_flag``). ``uses``: as for
+    ``_batch_loss_grad`` (the network's activations and loss: the others are not compiled).
 
     SGD uses ``sgd_range`` (torch's formula, velocity u); scikit-learn's velocity is -lr * u,
     identical while lr is constant; the caller rescales u when lr changes. Adam uses
@@ -172,7 +176,7 @@ def _run_epoch(X, Y, sw, weighted, order, batch_size, sizes, codes, loss_code, a
         m = min(n, r0 + batch_size) - r0
         loss, sws = _batch_loss_grad(params, sizes, codes, loss_code, alpha, X, Y, sw, weighted,
                                      order, r0, m, rows, A_buf, Z_buf, D_buf, Y_buf, grads,
-                                     threaded)
+                                     threaded, uses)
         if sws <= 0.0:
             continue
         total += loss * m
@@ -284,6 +288,13 @@ class _BaseMLP(BaseEstimator):
         acts = [_ACT[self.activation]] * (len(sizes) - 2) + [_ACT[self.out_activation_]]
         codes = np.asarray([ACTIVATION_CODES[a] for a in acts], dtype=np.int64)
         return sizes, codes, _LOSS[self.out_activation_]
+
+    def _uses(self):
+        """The activations and loss the compiled epoch and prediction compile for (as the
+        engine's ``Uses.for_network``, so the two share their compiled kernels): a relu net
+        compiles no sigmoid, tanh, softplus or GELU loops, and no other loss."""
+        _, codes, loss_code = self._layout()
+        return Uses.for_network(codes, loss_code)
 
     def _flat_from_attributes(self):
         """The flat parameter vector (every W row-major, then every b) in ``self._dtype``.
@@ -473,6 +484,7 @@ class _BaseMLP(BaseEstimator):
         sample_idx = np.arange(n, dtype=np.int64)
         nesterov = bool(self.nesterovs_momentum) and self.momentum > 0
         threaded = threaded_flag(sizes, min(batch_size, n), flat.dtype)
+        uses = self._uses()
         try:
             self.n_iter_ = 0
             for it in range(self.max_iter):
@@ -485,7 +497,7 @@ class _BaseMLP(BaseEstimator):
                                    loss_code, float(self.alpha), flat, grads, opt["state"],
                                    opt["code"], opt["lr"], float(self.momentum), nesterov,
                                    float(self.beta_1), float(self.beta_2), float(self.epsilon),
-                                   opt["step"], ws.A, ws.Z, ws.D, ws.Y, threaded)
+                                   opt["step"], ws.A, ws.Z, ws.D, ws.Y, threaded, uses)
                 self.n_iter_ += 1
                 self.loss_ = float(total) / n
                 self.t_ += n
@@ -555,12 +567,13 @@ class _BaseMLP(BaseEstimator):
         grads = aligned_empty(flat.shape[0], flat.dtype)
         alpha = float(self.alpha)
         threaded = threaded_flag(sizes, n, flat.dtype)
+        uses = self._uses()
 
         def fun(p):
             params[:] = p
             loss, _ = _batch_loss_grad(params, sizes, codes, loss_code, alpha, X, Y, sw,
                                        weighted, order, 0, n, n, ws.A, ws.Z, ws.D, ws.Y, grads,
-                                       threaded)
+                                       threaded, uses)
             return float(loss), grads.astype(np.float64)
 
         from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
@@ -582,7 +595,7 @@ class _BaseMLP(BaseEstimator):
         rows = max(1, min(_PREDICT_ROWS, X.shape[0]))
         A_buf = aligned_empty(rows * int(sizes.sum()), flat.dtype)
         Z_buf = aligned_empty(rows * int(sizes[1:].sum()), flat.dtype)
-        predict_network(flat, sizes, codes, X, out, A_buf, Z_buf)
+        predict_network(flat, sizes, codes, X, out, A_buf, Z_buf, None, self._uses())
         return out
 
     def _forward_pass_fast(self, X, check_input=True):

@@ -285,3 +285,23 @@ def test_stale_numba_cache_is_dropped(tmp_path):
     fs._drop_stale_cache()  # same stamp: nothing is touched
     assert os.path.exists(fake)
     os.unlink(fake)
+
+
+def test_estimator_epoch_compiles_only_the_networks_kernels(digits):
+    """The compiled epoch and prediction take the network's ``Uses`` (its activations and
+    loss, as the engine's ``Uses.for_network``): no specialisation with every code compiled
+    (a relu net's cold fit compiled tanh, sigmoid, softplus and GELU loops before)."""
+    from fastbp import sklearn as fsk
+    from fastbp.kernels.activations import ACTIVATION_CODES, CROSS_ENTROPY
+    from fastbp.kernels.cpu.uses import Uses, UsesType
+    X, y = digits
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=2, random_state=0).fit(X, y)
+    clf.predict(X)
+    want = Uses.for_network([ACTIVATION_CODES["relu"], ACTIVATION_CODES["softmax"]],
+                            CROSS_ENTROPY)
+    assert clf._uses() == want
+    for fn in (fsk._run_epoch, fsk.predict_network):
+        last = [sig[-1] for sig in fn.signatures]
+        assert any(isinstance(t, UsesType) and t.mask == want.mask for t in last), (fn, last)
