@@ -103,3 +103,30 @@ def test_cuda_device_gives_clear_error_without_gpu(monkeypatch):
         fastbp.Network([2, 2], device="cuda")
     with pytest.raises(ValueError, match="device must be"):
         fastbp.Network([2, 2], device="tpu")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_forward_in_blocks_matches_the_predict_kernel_and_reference(dtype):
+    """``Network.forward`` (predict, accuracy) runs the compiled ``forward_network`` a block
+    of rows at a time, the pass a fit's validation compiles anyway: the same bits as the
+    ``predict_network`` kernel, in one block and in several (the last one shorter), and the
+    float64 reference's values."""
+    from fastbp.kernels.cpu.network import predict_network
+    rng = np.random.default_rng(4)
+    sizes = [5, 7, 6, 3]
+    net = fastbp.Network(sizes, activation="tanh", output="softmax", seed=0, dtype=dtype)
+    X = rng.standard_normal((23, 5)).astype(dtype)
+    eng = net._engine
+    want = np.empty((23, 3), dtype)
+    predict_network(eng.params, eng.sizes, eng.codes, X, want,
+                    np.empty(23 * sum(sizes), dtype), np.empty(23 * sum(sizes[1:]), dtype),
+                    None, eng._uses)
+    np.testing.assert_array_equal(eng.forward(X), want)
+    np.testing.assert_array_equal(eng.forward(X, rows=6), want)
+    np.testing.assert_array_equal(net.forward(X), want)
+    _, A = R.forward([W.astype(np.float64) for W in net.weights],
+                     [b.astype(np.float64) for b in net.biases], ["tanh", "tanh", "softmax"],
+                     X.astype(np.float64))
+    ref = A[-1]
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(want, ref, rtol=tol, atol=tol)
