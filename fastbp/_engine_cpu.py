@@ -6,7 +6,7 @@ the device. Everything crossing this interface is a host NumPy array.
 import numpy as np
 
 from .kernels.cpu import network as K
-from .kernels.cpu.checks import all_finite
+from ._validation import finite
 from .kernels.cpu.uses import Uses
 from ._aligned import aligned_empty, aligned_zeros, driver_workspaces
 from ._denormals import call_flushing
@@ -51,10 +51,10 @@ class CPUEngine:
 
     def all_finite(self, state):
         """True when the parameters and the optimizer state hold no NaN or Inf."""
-        # the parameters as one row: the same 2-D specialisation as the state's and fit's
-        # input check, one function less to compile at start-up
-        return (all_finite(self.params.reshape(1, -1))
-                and (state.shape[0] == 0 or all_finite(state)))
+        # the parameters as one row: where the compiled scan runs (large arrays), the same
+        # 2-D specialisation as the state's and fit's input check
+        return (finite(self.params.reshape(1, -1))
+                and (state.shape[0] == 0 or finite(state)))
 
     def params_to_host(self, out):
         out[:] = self.params

@@ -227,3 +227,29 @@ def test_all_finite_finds_every_non_finite_value(dtype, shape):
             b = a.copy()
             b.reshape(-1)[pos] = edge
             assert all_finite(b) is True
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("numpy_path", [True, False])
+def test_input_and_state_check_finds_every_non_finite_value(dtype, numpy_path, monkeypatch):
+    """``_validation.finite`` (fit's input check and the engine's parameter and state check):
+    NumPy's max and min below ``FINITE_NUMPY_MAX`` elements, the compiled scan from there
+    (forced here by moving the threshold); both against NumPy's isfinite, with NaN, -NaN,
+    +-Inf at the first, last and a random position, and the finite extremes passing."""
+    from fastbp import _validation
+    monkeypatch.setattr(_validation, "FINITE_NUMPY_MAX", 1 << 40 if numpy_path else 0)
+    rng = np.random.default_rng(9)
+    a = rng.standard_normal((37, 29)).astype(dtype)
+    assert _validation.finite(a) is True
+    assert _validation.finite(a[:0]) is True
+    flat = a.reshape(-1)
+    info = np.finfo(dtype)
+    for pos in {0, flat.size - 1, int(rng.integers(flat.size))}:
+        for bad in (np.nan, -np.nan, np.inf, -np.inf):
+            b = a.copy()
+            b.reshape(-1)[pos] = bad
+            assert _validation.finite(b) is False
+        for edge in (info.max, -info.max, info.smallest_subnormal, -0.0):
+            b = a.copy()
+            b.reshape(-1)[pos] = edge
+            assert _validation.finite(b) is True
