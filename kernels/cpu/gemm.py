@@ -102,11 +102,10 @@ def _panel(a, a_off, ais, ars, b, b_off, ldb, c, c_off, ldc, M, R, rem, accumula
     ``tall`` 16 rows first (Intel Xeon, one process, two runs, same bits: ``A @ B`` 32x128x10
     1.09-1.11x, 128x128x10 1.01-1.13x; ``A.T @ B`` 128x32x10 1.09-1.10x, 128x128x10 1.21x;
     float64 ``lanes`` = 8 wide 1.06-1.22x; thirteenth session). Two wide: 4 rows, and with
-    ``tall`` (a
-    constant at every call site) 8-row tiles first, 16 accumulators instead of 8. That pays
-    where a's rows are adjacent (``ais`` = 1, ``A.T @ B``: 2048x256x2048 over two threads
-    241 -> 269 GFLOP/s, 784x128x256 201 -> 243), so ``A.T @ B`` always asks for it. Where
-    they are a row apart (``A @ B``, ``A @ B.T``) it depends on the CPU: slower on an AMD
+    ``tall`` (a constant at every call site) 8-row tiles first, 16 accumulators instead of 8.
+    That pays where a's rows are adjacent (``ais`` = 1, ``A.T @ B``: 2048x256x2048 over two
+    threads 241 -> 269 GFLOP/s, 784x128x256 201 -> 243), so ``A.T @ B`` always asks for it.
+    Where they are a row apart (``A @ B``, ``A @ B.T``) it depends on the CPU: slower on an AMD
     Zen 5 (``A @ B`` 256x1024x2048: 183 -> 160, 8 lines a step instead of 4), faster on an
     Intel Ice Lake (1.07-1.49x), so those pass ``EIGHT_ROW_TILES``. The tile's height never
     changes the result: every output element is one chain of FMAs in reduction order."""
