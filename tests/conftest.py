@@ -13,3 +13,33 @@ def _has_real_gpu():
 
 if "NUMBA_ENABLE_CUDASIM" not in os.environ and not _has_real_gpu():
     os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+
+import pytest  # noqa: E402  (after the simulator switch, which must precede any numba import)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """Make ``--dist loadgroup`` (README's test command) honour ``xdist_group`` marks under
+    pytest 9.
+
+    pytest-xdist groups a worker's tests by a ``@group`` suffix it appends to each marked test's
+    id, but its 3.8 release writes the suffix to ``item._nodeid``, which pytest 9 no longer
+    reads (a node's id is its structured ``_id``). Every group was then spread over both
+    workers, each compiling the group's shared kernels again. Here the suffix goes into the
+    id itself, unless xdist already put it there (pytest 8 and older).
+    ``tests/test_packaging.py`` checks that a group runs on one worker.
+    """
+    if not getattr(config.option, "loadgroup", False):  # set on xdist's workers only
+        return
+    try:
+        from _pytest.nodeid import NodeId  # pytest 9
+    except ImportError:
+        return
+    for item in items:
+        names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                        for m in item.iter_markers("xdist_group")})
+        if not names:
+            continue
+        suffix = "@" + "_".join(names)
+        if not item.nodeid.endswith(suffix):
+            item._id = NodeId.parse(item.nodeid + suffix)

@@ -204,3 +204,38 @@ def test_compare_script_floor_uses_the_runs_dtype(monkeypatch):
     assert results[0]["gemm"] == "DGEMM"
     flops = compare.flops_per_sample(results[0]["sizes"])
     assert results[0]["floor"] == pytest.approx(results[0]["gemm_gflops"] * 1e9 / flops)
+
+
+def test_product_peers_script_checks_and_times_every_product():
+    """product_peers.py checks each framework's product against float64 before timing it,
+    reports every product of the step (forward, delta for the hidden layers above the first,
+    weight gradient, fused step), and leaves Numba's thread count as it was."""
+    import numba
+
+    from asv_benchmarks import product_peers
+    before = numba.get_num_threads()
+    lines = []
+    rates = product_peers.measure([24, 40, 8], 16, threads=(1,), rounds=1,
+                                  frameworks=("fastbp", "numpy"), out=lines.append)
+    assert numba.get_num_threads() == before
+    labels = [label for (_, label) in rates]
+    # layer 1: A @ W, A.T @ D, step; layer 2: the same and its delta D @ W.T
+    assert len(labels) == 7 and sum("D @ W.T" in l for l in labels) == 1
+    assert all(set(r) == {"fastbp", "numpy"} and all(0 < v < np.inf for v in r.values())
+               for r in rates.values())
+    assert len(lines) == 2 + len(rates)
+
+
+def test_product_peers_script_refuses_a_wrong_product(monkeypatch):
+    """A framework whose result is off is reported, not timed."""
+    from asv_benchmarks import product_peers
+    from fastbp.kernels.cpu import gemm
+    real = gemm.matmul
+
+    def off_by_one(A, B, out, threaded=None):
+        real(A, B, out, threaded)
+        out[0, 0] += 1.0
+    monkeypatch.setattr(gemm, "matmul", off_by_one)
+    with pytest.raises(AssertionError, match="fastbp: layer 1 A @ W"):
+        product_peers.measure([24, 40, 8], 16, threads=(1,), rounds=1,
+                              frameworks=("fastbp",), out=lambda s: None)
