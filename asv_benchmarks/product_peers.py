@@ -36,6 +36,10 @@ else:
 
 LR = 1e-3
 THREADED = gemm.THREADED_NO_STREAM
+#: Seconds between two frameworks' timings: a thread pool keeps spinning for a while after its
+#: last parallel region, and on two cores those threads would slow the next framework's (as
+#: compare.py's pause).
+PAUSE = 0.1
 
 
 def products(sizes, batch, dtype, seed=0):
@@ -136,10 +140,10 @@ def runners(kind, A, B, torch=None):
 
 
 def measure(sizes, batch, dtype="float32", threads=(2,), rounds=7, frameworks=None,
-            out=print):
+            out=print, pause=PAUSE):
     """GFLOP/s per product, framework and thread count (medians over interleaved rounds):
     ``{(threads, label): {framework: GFLOP/s}}``. ``frameworks``: a subset of fastbp, numpy,
-    torch (torch only where installed)."""
+    torch (torch only where installed). ``pause``: seconds before each timing (``PAUSE``)."""
     try:
         import torch
     except ImportError:
@@ -173,6 +177,7 @@ def measure(sizes, batch, dtype="float32", threads=(2,), rounds=7, frameworks=No
                     for name in names:
                         f = run[name][0]
                         reps = max(1, int(2e8 // fl))
+                        time.sleep(pause)
                         t0 = time.perf_counter()
                         for _ in range(reps):
                             f()
