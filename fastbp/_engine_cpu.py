@@ -6,6 +6,7 @@ the device. Everything crossing this interface is a host NumPy array.
 import numpy as np
 
 from .kernels.cpu import network as K
+from . import _compile_helper
 from ._validation import finite
 from .kernels.cpu.uses import Uses
 from ._aligned import aligned_empty, aligned_zeros, driver_workspaces
@@ -167,9 +168,19 @@ class CPUEngine:
         # re-checked per call: another thread may have changed the thread count since begin_fit
         threaded = self._fit_threaded if products_may_thread() else None
         uses = self._fit_uses.get(opt_code)
-        if uses is None:
+        first_call = uses is None
+        if first_call:
             uses = self._fit_uses[opt_code] = Uses.for_network(self.codes, self.loss_code, opt_code)
-        return call_flushing(K.train_batches, self._X, self._Y, order, self._batch, first, last,
-                             self.sizes, self.codes, self.loss_code, self.params, self._grads,
-                             state, opt_code, hyper, step, A_buf, Z_buf, D_buf, Y_buf,
-                             threaded, self._checked, uses, threads=bool(threaded))
+        args = (self._X, self._Y, order, self._batch, first, last, self.sizes, self.codes,
+                self.loss_code, self.params, self._grads, state, opt_code, hyper, step, A_buf,
+                Z_buf, D_buf, Y_buf, threaded, self._checked, uses)
+        # this engine's first fit with this optimizer: if the driver still has to be compiled,
+        # a second process compiles its backward and update kernels meanwhile
+        helper = _compile_helper.maybe_start(
+            K.train_batches, args, first_call, self._checked,
+            lambda: _compile_helper.spec(self, Y_buf.shape[0], opt_code, state.shape[0],
+                                         threaded))
+        try:
+            return call_flushing(K.train_batches, *args, threads=bool(threaded))
+        finally:
+            _compile_helper.stop(helper)

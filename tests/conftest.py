@@ -14,6 +14,10 @@ def _has_real_gpu():
 if "NUMBA_ENABLE_CUDASIM" not in os.environ and not _has_real_gpu():
     os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
 
+# No compile-helper processes (fastbp/_compile_helper.py) during the suite: its two workers
+# already keep both cores busy compiling. tests/test_compile_helper.py turns it on where tested.
+os.environ.setdefault("FASTBP_COMPILE_HELPER", "0")
+
 import pytest  # noqa: E402  (after the simulator switch, which must precede any numba import)
 
 

@@ -1,0 +1,141 @@
+"""A cold start compiled on two cores.
+
+A network's first fit with an empty compile cache spends nearly all its time compiling the
+training driver (``train_batches``) and its kernels, on one core. When the driver is not
+cached yet, the engine starts this module in a second process, which compiles the driver's
+backward and update kernels (``backward_network``'s and ``apply_update``'s callees, for the
+argument types the driver gives them) into the same on-disk cache. Meanwhile this process
+compiles the driver, which begins with the forward pass. When it reaches the kernels the
+helper has finished, Numba loads them from the cache instead of compiling them. The compiled
+code is the same whichever process compiled it.
+
+Measured on the 2-core Intel machine (docs/performance.md): a prototype of the same helper
+took cold digits starts from 15.1, 16.0 and 13.2 s to 9.9, 10.8 and 12.0 s, alternating.
+
+No helper is started:
+- with ``FASTBP_COMPILE_HELPER=0`` in the environment (the test suite sets it: its two
+  workers already use both cores);
+- with fewer than two CPUs available to this process;
+- from a frozen application, whose ``sys.executable`` is not a Python interpreter;
+- for checked training (``train_batches``' ``checked``), whose backward pass is another
+  driver;
+- when the driver's specialisation is already compiled or cached.
+
+The helper is a plain child process with its output discarded. When the driver's call
+returns, the engine ends the helper if it is still running. Numba writes each cache file
+under a temporary name and renames it, so a helper ended mid-write leaves no broken entry.
+"""
+import json
+import os
+import subprocess
+import sys
+
+#: Set to "0" to never start a helper.
+ENV = "FASTBP_COMPILE_HELPER"
+
+
+def enabled():
+    """Whether a helper may be started in this process at all."""
+    if os.environ.get(ENV, "1") == "0" or getattr(sys, "frozen", False) or not sys.executable:
+        return False
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return cpus >= 2
+
+
+def driver_cached(dispatcher, args):
+    """Whether ``dispatcher`` (a cached ``@njit`` function) holds a specialisation for
+    ``args`` in memory or in its on-disk cache; None when that cannot be told (Numba's
+    cache internals differ), in which case no helper is started."""
+    try:
+        sig = tuple(dispatcher.typeof_pyval(a) for a in args)
+        if sig in dispatcher.overloads:
+            return True
+        cache = dispatcher._cache
+        key = cache._index_key(sig, dispatcher.targetctx.codegen())
+        return key in cache._cache_file._load_index()
+    except Exception:  # noqa: BLE001 - private API: any failure means "do not know"
+        return None
+
+
+def maybe_start(dispatcher, args, first_call, checked, spec_of):
+    """The helper process for a ``train_batches`` call with ``args``, or None: only on an
+    engine's first call with an optimizer (``first_call``), for unchecked training
+    (``checked`` None), where ``enabled()`` and the driver is known not to be compiled yet.
+    ``spec_of()`` gives its ``spec``."""
+    if not first_call or checked is not None or not enabled():
+        return None
+    if driver_cached(dispatcher, args) is not False:
+        return None
+    return start(spec_of())
+
+
+def spec(engine, rows, opt_code, n_state, threaded):
+    """What the helper needs to rebuild the driver's backward and update argument types."""
+    return {"sizes": [int(v) for v in engine.sizes], "codes": [int(v) for v in engine.codes],
+            "loss_code": int(engine.loss_code), "dtype": engine.dtype.name, "rows": int(rows),
+            "opt_code": int(opt_code), "n_state": int(n_state),
+            "threaded": None if threaded is None else (True if threaded is True
+                                                        else int(threaded))}
+
+
+def start(spec):
+    """Start the helper for ``spec`` (``spec()``); returns the process, or None if it could
+    not be started."""
+    try:
+        return subprocess.Popen([sys.executable, "-m", "fastbp._compile_helper",
+                                 json.dumps(spec)],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, close_fds=True)
+    except OSError:
+        return None
+
+
+def stop(proc):
+    """End a helper that is still running (its remaining work would only repeat this
+    process's) and reap it."""
+    if proc is None:
+        return
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:  # pragma: no cover - terminate is not refused
+        proc.kill()
+        proc.wait()
+
+
+def compile_backward_and_update(spec):
+    """Compile, without running them, ``backward_network`` and ``apply_update`` for the
+    argument types ``train_batches`` gives them on the network ``spec`` describes. Their
+    callees go into the compile cache as they are compiled."""
+    import numpy as np
+
+    from ._aligned import aligned_zeros, driver_workspaces
+    from .kernels.cpu import network as K
+    from .kernels.cpu.uses import Uses
+
+    sizes = np.asarray(spec["sizes"], dtype=np.int64)
+    codes = np.asarray(spec["codes"], dtype=np.int64)
+    dtype = np.dtype(spec["dtype"])
+    rows, loss, opt = spec["rows"], spec["loss_code"], spec["opt_code"]
+    threaded = spec["threaded"]
+    n_weights = int(np.dot(sizes[:-1], sizes[1:]))
+    n_params = n_weights + int(sizes[1:].sum())
+    params, grads = aligned_zeros(n_params, dtype), aligned_zeros(n_params, dtype)
+    A_buf, Z_buf, D_buf, Y_buf = driver_workspaces(sizes, rows, dtype)
+    state = aligned_zeros((spec["n_state"], n_params), dtype)
+    acts = Uses.for_network(codes, loss)  # the driver's ``without_optimizer(uses)``
+    uses = Uses.for_network(codes, loss, opt)
+    for fn, args in (
+            (K.backward_network, (params, sizes, codes, loss, Y_buf, rows, rows, A_buf, Z_buf,
+                                  D_buf, grads, threaded, acts)),
+            (K.apply_update, (params, grads, state, opt, np.zeros(K.N_HYPER),
+                              np.zeros(2, np.int64), n_weights, threaded, uses))):
+        fn.compile(tuple(fn.typeof_pyval(a) for a in args))
+
+
+if __name__ == "__main__":
+    compile_backward_and_update(json.loads(sys.argv[1]))

@@ -1,0 +1,171 @@
+"""The cold-start compile helper (fastbp/_compile_helper.py): it compiles exactly the kernels
+the training driver will ask for, starts only where it can help, and never gets in a fit's
+way."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import fastbp
+from fastbp import _compile_helper as ch
+from fastbp.kernels.cpu import network as K
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# A cold process: the helper's compile, then a fit of the same net, recording which functions
+# each one compiles.
+MATCH = textwrap.dedent("""
+    import os, sys, tempfile
+    os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp()
+    import numpy as np
+    from numba.core import event as ev
+    import fastbp
+    from fastbp import _compile_helper as ch
+    compiled = []
+    class Listener(ev.Listener):
+        def on_start(self, event):
+            compiled.append(event.data["dispatcher"].py_func.__qualname__)
+        def on_end(self, event):
+            pass
+    ev.register("numba:compile", Listener())
+    net = fastbp.Network([6, 8, 3], activation="tanh", output="softmax",
+                         loss="cross_entropy", dtype="float64", seed=0)
+    opt = fastbp.SGD(lr=0.1, momentum=0.9)
+    ch.compile_backward_and_update(ch.spec(net._engine, 4, opt.code, opt.n_state, None))
+    by_helper = set(compiled)
+    compiled.clear()
+    rng = np.random.default_rng(0)
+    net.fit(rng.standard_normal((10, 6)), rng.integers(0, 3, 10), epochs=1, batch_size=4,
+            optimizer=opt)
+    print(sorted(by_helper))
+    print(sorted(set(compiled)))
+""")
+
+
+def test_helper_compiles_what_the_driver_then_loads():
+    """After the helper's compile, the driver's own compile compiles none of the backward
+    and update kernels again: the helper gave them the driver's argument types."""
+    env = dict(os.environ, FASTBP_COMPILE_HELPER="0")
+    out = subprocess.run([sys.executable, "-c", MATCH], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    by_helper, by_fit = [eval(line) for line in out.stdout.strip().splitlines()[-2:]]
+    backward = {"matmul_nt", "matmul_tn", "output_delta", "mul_activation_grad_2d",
+                "apply_update", "sgd_range"}
+    assert backward <= set(by_helper), by_helper  # the helper did compile them...
+    assert not backward & set(by_fit), by_fit  # ...and the fit compiled none of them again
+    assert "train_batches" in by_fit and "matmul" in by_fit  # the forward path is the fit's
+
+
+def _fit_once(monkeypatch, started, cached=False, **net_kwargs):
+    """One small fit with the helper's decision observed: ``started`` collects the specs
+    ``start`` is asked for (nothing is started)."""
+    monkeypatch.setattr(ch, "driver_cached", lambda dispatcher, args: cached)
+    monkeypatch.setattr(ch, "start", lambda spec: started.append(spec))
+    net = fastbp.Network([5, 7, 3], seed=0, **net_kwargs)
+    rng = np.random.default_rng(1)
+    X, y = rng.standard_normal((12, 5)), rng.integers(0, 3, 12)
+    net.fit(X, y, epochs=2, batch_size=4)
+    net.fit(X, y, epochs=1, batch_size=4)  # the same engine again: no second helper
+    return net
+
+
+def test_helper_starts_once_for_a_cold_driver(monkeypatch):
+    monkeypatch.setenv(ch.ENV, "1")
+    monkeypatch.setattr(ch, "enabled", lambda: True)
+    started = []
+    net = _fit_once(monkeypatch, started)
+    assert len(started) == 1
+    spec = started[0]
+    assert spec["sizes"] == [5, 7, 3] and spec["rows"] == 4 and spec["dtype"] == net.dtype.name
+    assert spec["codes"] == [int(c) for c in net._engine.codes]
+    assert spec["opt_code"] == net.optimizer.code and spec["n_state"] == 0
+    assert spec["threaded"] is None
+
+
+@pytest.mark.parametrize("cached", [True, None])
+def test_no_helper_for_a_cached_or_unknown_driver(monkeypatch, cached):
+    monkeypatch.setattr(ch, "enabled", lambda: True)
+    started = []
+    _fit_once(monkeypatch, started, cached=cached)
+    assert started == []
+
+
+def test_no_helper_when_turned_off_or_for_checked_training(monkeypatch):
+    monkeypatch.setattr(ch, "driver_cached", lambda dispatcher, args: False)
+    monkeypatch.setattr(ch, "start", lambda spec: pytest.fail("started"))
+    monkeypatch.setenv(ch.ENV, "0")
+    assert not ch.enabled()
+    _fit_once(monkeypatch, [])
+    monkeypatch.setattr(ch, "enabled", lambda: True)
+    assert ch.maybe_start(K.train_batches, (), True, True, dict) is None  # checked
+    assert ch.maybe_start(K.train_batches, (), False, None, dict) is None  # not the first
+
+
+def test_enabled_needs_two_cpus_and_a_python_interpreter(monkeypatch):
+    monkeypatch.setenv(ch.ENV, "1")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert ch.enabled()
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert not ch.enabled()
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    assert not ch.enabled()
+
+
+def test_driver_cached_reads_memory_and_the_disk_cache(tmp_path, monkeypatch):
+    """False before the first compile, True from memory after it, True from the on-disk
+    index for a new dispatcher of the same function, None for something that is no cached
+    dispatcher."""
+    import importlib
+    import numba
+    (tmp_path / "probe_mod.py").write_text(
+        "from numba import njit\n\n@njit(cache=True)\ndef probe(x):\n    return x + 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    mod = importlib.import_module("probe_mod")
+    assert ch.driver_cached(mod.probe, (1.5,)) is False
+    assert mod.probe(1.5) == 2.5
+    assert ch.driver_cached(mod.probe, (1.5,)) is True
+    again = numba.njit(cache=True)(mod.probe.py_func)
+    assert not again.overloads
+    assert ch.driver_cached(again, (1.5,)) is True  # from the index file
+    assert ch.driver_cached(again, (1,)) is False  # another signature
+    assert ch.driver_cached(object(), (1.5,)) is None
+
+
+def test_a_running_helper_is_ended_when_the_drivers_call_returns(monkeypatch):
+    """A helper still compiling when the fit's first call returns is terminated and reaped,
+    and the fit's results are those of a fit without it."""
+    procs = []
+
+    def sleeper(spec):
+        procs.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]))
+        return procs[-1]
+    monkeypatch.setattr(ch, "enabled", lambda: True)
+    monkeypatch.setattr(ch, "driver_cached", lambda dispatcher, args: False)
+    monkeypatch.setattr(ch, "start", sleeper)
+    rng = np.random.default_rng(2)
+    X, y = rng.standard_normal((12, 5)), rng.integers(0, 3, 12)
+    with_helper = fastbp.Network([5, 7, 3], seed=0)
+    with_helper.fit(X, y, epochs=2, batch_size=4)
+    assert len(procs) == 1 and procs[0].returncode is not None  # ended and reaped
+    monkeypatch.setattr(ch, "start", lambda spec: None)
+    plain = fastbp.Network([5, 7, 3], seed=0)
+    plain.fit(X, y, epochs=2, batch_size=4)
+    np.testing.assert_array_equal(with_helper.get_flat_parameters(), plain.get_flat_parameters())
+
+
+def test_stop_accepts_none_and_finished_processes():
+    ch.stop(None)
+    done = subprocess.Popen([sys.executable, "-c", "pass"])
+    done.wait()
+    ch.stop(done)
+    assert done.returncode == 0
+
+
+def test_start_returns_none_when_the_interpreter_cannot_run(monkeypatch):
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python")
+    assert ch.start({}) is None
