@@ -21,9 +21,13 @@ No helper is started:
   driver;
 - when the driver's specialisation is already compiled or cached.
 
-The helper is a plain child process with its output discarded. When the driver's call
-returns, the engine ends the helper if it is still running. Numba writes each cache file
-under a temporary name and renames it, so a helper ended mid-write leaves no broken entry.
+The helper is a plain child process with its output discarded, importing this same fastbp
+(its folder goes first on the child's ``PYTHONPATH``). When the driver's call returns, the
+engine ends the helper if it is still running. Numba writes each cache file under a temporary
+name and renames it, so a helper ended mid-write leaves no broken entry. Where both processes
+add a specialisation of the same function to its cache index at the same moment, one entry
+can be lost: a later cold process compiles it again. Nothing is ever read from the cache but
+what Numba itself compiled for that signature, so results never depend on the helper.
 """
 import json
 import os
@@ -84,11 +88,14 @@ def spec(engine, rows, opt_code, n_state, threaded):
 def start(spec):
     """Start the helper for ``spec`` (``spec()``); returns the process, or None if it could
     not be started."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # holds fastbp/
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([here] + [p for p in [env.get("PYTHONPATH")] if p])
     try:
         return subprocess.Popen([sys.executable, "-m", "fastbp._compile_helper",
                                  json.dumps(spec)],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, close_fds=True)
+                                stderr=subprocess.DEVNULL, close_fds=True, env=env)
     except OSError:
         return None
 

@@ -169,3 +169,17 @@ def test_stop_accepts_none_and_finished_processes():
 def test_start_returns_none_when_the_interpreter_cannot_run(monkeypatch):
     monkeypatch.setattr(sys, "executable", "/nonexistent/python")
     assert ch.start({}) is None
+
+
+def test_started_helper_compiles_into_the_cache_and_exits(tmp_path, monkeypatch):
+    """The real child process: started for a tiny net with its own cache folder, it runs this
+    fastbp (whatever the working directory) and exits 0 after compiling."""
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    net = fastbp.Network([3, 4, 2], activation="relu", output="softmax",
+                         loss="cross_entropy", dtype="float64", seed=0)
+    opt = fastbp.SGD(lr=0.1)
+    proc = ch.start(ch.spec(net._engine, 2, opt.code, opt.n_state, None))
+    assert proc is not None
+    assert proc.wait(timeout=600) == 0
+    assert list((tmp_path / "cache").rglob("*.nbi")), "nothing was written to the cache"
