@@ -9,8 +9,9 @@ compiles the driver, which begins with the forward pass. When it reaches the ker
 helper has finished, Numba loads them from the cache instead of compiling them. The compiled
 code is the same whichever process compiled it.
 
-Measured on the 2-core Intel machine (docs/performance.md): a prototype of the same helper
-took cold digits starts from 15.1, 16.0 and 13.2 s to 9.9, 10.8 and 12.0 s, alternating.
+Measured on the 2-core Intel machine (docs/performance.md), fresh processes with empty caches,
+without / with the helper, alternating: the digits net's import and first epoch 16.7 / 11.0,
+14.1 / 9.45 and 12.2 / 9.3 s; a threaded 784-256-128-10 net 28.7 / 21.6 and 27.1 / 19.3 s.
 
 No helper is started:
 - with ``FASTBP_COMPILE_HELPER=0`` in the environment (the test suite sets it: its two
