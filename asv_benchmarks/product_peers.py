@@ -63,13 +63,10 @@ def products(sizes, batch, dtype, seed=0):
 
 
 def flops(kind, A, B):
-    if kind == "nn":
-        return 2 * A.shape[0] * A.shape[1] * B.shape[1]
-    if kind == "nt":
-        return 2 * A.shape[0] * A.shape[1] * B.shape[0]
-    if kind == "tn":
-        return 2 * A.shape[0] * A.shape[1] * B.shape[1]
-    return 2 * A.shape[0] * A.shape[1] * B[0].shape[1]
+    """2 x the multiply-adds: A's elements times the output's other extent."""
+    if kind == "step":
+        B = B[0]  # (D, W): the product is A.T @ D
+    return 2 * A.size * (B.shape[0] if kind == "nt" else B.shape[1])
 
 
 def reference(kind, A, B):
@@ -94,7 +91,6 @@ def runners(kind, A, B, torch=None):
         shape = {"nn": (A.shape[0], B.shape[1]), "nt": (A.shape[0], B.shape[0]),
                  "tn": (A.shape[1], B.shape[1])}[kind]
     out = {}
-    c = np.empty(shape, A.dtype)
     if kind == "step":
         Wf = W0.copy()
         work = np.empty(D.size, A.dtype)
@@ -104,6 +100,7 @@ def runners(kind, A, B, torch=None):
             lambda: Wf)
     else:
         fn = {"nn": gemm.matmul, "nt": gemm.matmul_nt, "tn": gemm.matmul_tn}[kind]
+        c = np.empty(shape, A.dtype)
         out["fastbp"] = (lambda: fn(A, B, c, THREADED), lambda: c)
     cn = np.empty(shape, A.dtype)
     if kind == "nn":

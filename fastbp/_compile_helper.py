@@ -121,27 +121,25 @@ def compile_backward_and_update(spec):
     callees go into the compile cache as they are compiled."""
     import numpy as np
 
-    from ._aligned import aligned_zeros, driver_workspaces
+    from ._aligned import aligned_zeros
+    from ._engine_cpu import CPUEngine
     from .kernels.cpu import network as K
     from .kernels.cpu.uses import Uses
 
-    sizes = np.asarray(spec["sizes"], dtype=np.int64)
-    codes = np.asarray(spec["codes"], dtype=np.int64)
-    dtype = np.dtype(spec["dtype"])
-    rows, loss, opt = spec["rows"], spec["loss_code"], spec["opt_code"]
-    threaded = spec["threaded"]
-    n_weights = int(np.dot(sizes[:-1], sizes[1:]))
-    n_params = n_weights + int(sizes[1:].sum())
-    params, grads = aligned_zeros(n_params, dtype), aligned_zeros(n_params, dtype)
-    A_buf, Z_buf, D_buf, Y_buf = driver_workspaces(sizes, rows, dtype)
-    state = aligned_zeros((spec["n_state"], n_params), dtype)
-    acts = Uses.for_network(codes, loss)  # the driver's ``without_optimizer(uses)``
+    # the engine's own layout: parameters, workspaces and ``Uses`` as the fit builds them
+    engine = CPUEngine(spec["sizes"], spec["codes"], spec["loss_code"], spec["dtype"])
+    sizes, codes, loss, opt = engine.sizes, engine.codes, engine.loss_code, spec["opt_code"]
+    rows, threaded = spec["rows"], spec["threaded"]
+    params, grads = engine.params, aligned_zeros(engine.n_params, engine.dtype)
+    A_buf, Z_buf, D_buf, Y_buf = engine._workspace(rows)
+    state = aligned_zeros((spec["n_state"], engine.n_params), engine.dtype)
+    acts = engine._uses  # the driver's ``without_optimizer(uses)``
     uses = Uses.for_network(codes, loss, opt)
     for fn, args in (
             (K.backward_network, (params, sizes, codes, loss, Y_buf, rows, rows, A_buf, Z_buf,
                                   D_buf, grads, threaded, acts)),
             (K.apply_update, (params, grads, state, opt, np.zeros(K.N_HYPER),
-                              np.zeros(2, np.int64), n_weights, threaded, uses))):
+                              np.zeros(2, np.int64), engine.n_weights, threaded, uses))):
         fn.compile(tuple(fn.typeof_pyval(a) for a in args))
 
 

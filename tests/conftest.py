@@ -31,7 +31,7 @@ def pytest_collection_modifyitems(config, items):
     reads (a node's id is its structured ``_id``). Every group was then spread over both
     workers, each compiling the group's shared kernels again. Here the suffix goes into the
     id itself, unless xdist already put it there (pytest 8 and older).
-    ``tests/test_packaging.py`` checks that a group runs on one worker.
+    ``tests/test_test_command.py`` checks that a group runs on one worker.
     """
     if not getattr(config.option, "loadgroup", False):  # set on xdist's workers only
         return
