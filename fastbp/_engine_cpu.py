@@ -7,7 +7,7 @@ import numpy as np
 
 from .kernels.cpu import network as K
 from . import _compile_helper
-from ._validation import finite
+from ._validation import finite, read_only
 from .kernels.cpu.uses import Uses
 from ._aligned import aligned_empty, aligned_zeros, driver_workspaces
 from ._denormals import call_flushing
@@ -123,6 +123,7 @@ class CPUEngine:
 
     def _loss_and_gradients(self, X, Y, with_grads, threaded):
         n = X.shape[0]
+        Y = read_only(Y)  # as the fit's targets: the same loss and backward specialisations
         A_buf, Z_buf, D_buf, _ = self._workspace(n)
         L = len(self.sizes) - 1
         _act_view(A_buf, self.sizes, n, 0, n)[:] = X
@@ -150,7 +151,7 @@ class CPUEngine:
     def begin_fit(self, X, Y, batch_size, checked=False):
         """Hold the data for run_batches. ``checked``: refuse (status 2) any update that would
         make a parameter or optimizer-state entry non-finite, before writing it."""
-        self._X, self._Y = X, Y
+        self._X, self._Y = read_only(X), read_only(Y)  # one driver for either kind
         self._checked = True if checked else None  # None: the check is not even compiled
         self._batch = batch_size
         self._fit_ws = self._workspace(min(batch_size, X.shape[0]))

@@ -20,6 +20,19 @@ from .kernels.cpu.checks import all_finite
 FINITE_NUMPY_MAX = 1 << 20
 
 
+def read_only(a):
+    """A read-only view of ``a`` (no copy), for the compiled kernels' data arguments.
+
+    Numba compiles a separate specialisation for a read-only array: a read-only memory map,
+    or any array with ``flags.writeable`` False, of the network's dtype passes through the
+    input checks uncopied, and without this it cost a whole second compile of the training
+    driver (a cold one is most of a first epoch's time). The kernels only read these
+    arguments, so every caller passes them read-only and one specialisation serves both."""
+    view = a.view()
+    view.flags.writeable = False
+    return view
+
+
 def finite(a):
     """Whether every entry of the float array ``a`` (C-contiguous) is finite."""
     if a.size < FINITE_NUMPY_MAX:

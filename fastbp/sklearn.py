@@ -54,6 +54,7 @@ from .kernels.cpu.uses import Uses
 from .kernels.cpu.views import borrowed_2d, borrowed_flat
 from ._devices import parse_device
 from ._aligned import aligned_empty, aligned_zeros, driver_workspaces
+from ._validation import read_only
 from ._threading import threaded_flag
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
@@ -478,6 +479,8 @@ class _BaseMLP(BaseEstimator):
         weighted = sw_tr is not None
         sw = (np.ascontiguousarray(sw_tr, dtype=np.float64) if weighted
               else np.ones(n, dtype=np.float64))
+        # read-only views: a read-only input (a memory map) then takes the same compiled epoch
+        X_tr, Y_tr, sw = read_only(X_tr), read_only(Y_tr), read_only(sw)
         sizes, codes, loss_code = self._layout()
         ws = _Workspace(sizes, batch_size, flat.dtype)
         grads = aligned_empty(flat.shape[0], flat.dtype)
@@ -561,6 +564,7 @@ class _BaseMLP(BaseEstimator):
         sizes, codes, loss_code = self._layout()
         weighted = sample_weight is not None
         sw = sample_weight if weighted else np.ones(n, dtype=np.float64)
+        X, Y, sw = read_only(X), read_only(Y), read_only(sw)  # as _fit_stochastic's epochs
         order = np.arange(n, dtype=np.int64)
         ws = _Workspace(sizes, n, flat.dtype)
         params = np.empty_like(flat)
@@ -590,7 +594,7 @@ class _BaseMLP(BaseEstimator):
     # -- prediction ------------------------------------------------------------------------------
     def _forward_flat(self, flat, X):
         sizes, codes, _ = self._layout()
-        X = np.ascontiguousarray(X, dtype=flat.dtype)
+        X = read_only(np.ascontiguousarray(X, dtype=flat.dtype))  # one specialisation for both
         out = np.empty((X.shape[0], int(sizes[-1])), flat.dtype)
         rows = max(1, min(_PREDICT_ROWS, X.shape[0]))
         A_buf = aligned_empty(rows * int(sizes.sum()), flat.dtype)

@@ -272,3 +272,30 @@ def test_inputs_are_not_modified():
     net.gradients(Xa, ya)
     np.testing.assert_array_equal(Xa, X0)
     np.testing.assert_array_equal(ya, y0)
+
+
+def test_read_only_inputs_train_like_writable_ones_without_a_second_compile(tmp_path):
+    """A read-only memory map of the network's dtype (``np.load(..., mmap_mode="r")``) passes
+    the input checks uncopied. Numba would compile a specialisation of its own for it (a
+    second cold compile of the training driver); the engine passes its data read-only
+    always, so the read-only inputs reuse the writable inputs' compiled code, and train to
+    the same bits."""
+    from fastbp.kernels.cpu import network as K
+    Xw = X.astype(np.float32)
+    Yw = np.eye(2, dtype=np.float32)[Y]
+    np.save(tmp_path / "X.npy", Xw)
+    np.save(tmp_path / "Y.npy", Yw)
+    Xm, Ym = np.load(tmp_path / "X.npy", mmap_mode="r"), np.load(tmp_path / "Y.npy", mmap_mode="r")
+    assert not Xm.flags.writeable and not Ym.flags.writeable
+    writable, mapped = clf(), clf()
+    writable.fit(Xw, Yw, epochs=2, batch_size=4)
+    grads_w = writable.gradients(Xw, Yw)
+    kernels = (K.train_batches, K.backward_network, K.batch_loss_sum, K.forward_network)
+    compiled = [len(k.signatures) for k in kernels]
+    mapped.fit(Xm, Ym, epochs=2, batch_size=4)
+    np.testing.assert_array_equal(mapped.get_flat_parameters(),
+                                  writable.get_flat_parameters())
+    grads_m = mapped.gradients(Xm, Ym)
+    for g, w in zip(grads_m[0] + grads_m[1], grads_w[0] + grads_w[1]):
+        np.testing.assert_array_equal(g, w)
+    assert [len(k.signatures) for k in kernels] == compiled

@@ -305,3 +305,26 @@ def test_estimator_epoch_compiles_only_the_networks_kernels(digits):
     for fn in (fsk._run_epoch, fsk.predict_network):
         last = [sig[-1] for sig in fn.signatures]
         assert any(isinstance(t, UsesType) and t.mask == want.mask for t in last), (fn, last)
+
+
+def test_read_only_input_reuses_the_compiled_epoch(digits, tmp_path):
+    """A read-only memory map (``np.load(..., mmap_mode="r")``) of the fit dtype reaches the
+    estimator uncopied; its epochs and predictions run the writable input's compiled code
+    (without the estimator's read-only views, scikit-learn's own read-only-memmap checks
+    compiled each estimator's epoch a second time), with the same weights and predictions."""
+    from fastbp import sklearn as fsk
+    X, y = digits
+    np.save(tmp_path / "X.npy", X)
+    Xm = np.load(tmp_path / "X.npy", mmap_mode="r")
+    assert not Xm.flags.writeable and Xm.dtype == X.dtype
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        kw = dict(hidden_layer_sizes=(8,), max_iter=2, random_state=0)
+        writable = MLPClassifier(**kw).fit(X, y)
+        want = writable.predict_proba(X)
+        compiled = [len(fn.signatures) for fn in (fsk._run_epoch, fsk.predict_network)]
+        mapped = MLPClassifier(**kw).fit(Xm, y)
+        got = mapped.predict_proba(Xm)
+    assert _max_diff(writable, mapped) == 0.0
+    np.testing.assert_array_equal(got, want)
+    assert [len(fn.signatures) for fn in (fsk._run_epoch, fsk.predict_network)] == compiled
