@@ -52,6 +52,9 @@ def _reference_gradients(net, X, Y):
     return grads
 
 
+# one worker for every case (README's ``--dist loadgroup``): cases of one activation set
+# (kernels/cpu/uses.py) share a compiled backward pass, which two workers each compiled
+@pytest.mark.xdist_group("gradcheck")
 @pytest.mark.parametrize("act,out,loss", CASES)
 def test_gradients_match_central_differences(act, out, loss):
     rng = np.random.default_rng(zlib.crc32(f"{act}-{out}-{loss}".encode()))

@@ -61,61 +61,66 @@ def _edit(header, **changes):
     return h
 
 
-def _bad_files():
+# Each bad file is made from a real network's saved state ``s`` (the ``saved_state`` fixture):
+# trained when a test first needs it, not while the module is collected (every test process
+# collected it, and each compiled and ran a fit for that).
+BAD = [
+    ("empty file", lambda p, s: open(p, "wb").close(), r"not an \.npz \(zip\) archive \(empty"),
+    ("text file", lambda p, s: open(p, "w").write("a,b\n1,2\n"), r"not an \.npz \(zip\) archive"),
+    ("npy file", lambda p, s: np.save(open(p, "wb"), np.arange(3)), r"not an \.npz"),
+    ("foreign npz", lambda p, s: np.savez(p, X=np.arange(3)), r"no header entry: not written by fastbp"),
+    ("foreign zip", lambda p, s: zipfile.ZipFile(p, "w").writestr("a.txt", "hi"), r"no header entry"),
+    ("foreign header", lambda p, s: _write(p, {"format": "other"}, s.A), r"not written by fastbp"),
+    ("header not json", lambda p, s: _write(p, None, s.A, np.array("{oops")), r"not a readable fastbp network file"),
+    ("header json list", lambda p, s: _write(p, None, s.A, np.array("[1, 2]")), r"format tag missing"),
+    ("header numeric", lambda p, s: _write(p, None, s.A, np.arange(3)), r"header must be a text scalar"),
+    ("object array (pickle)", lambda p, s: np.savez(p, header=np.array([{"a": 1}], dtype=object), params=s.P), r"allow_pickle=False|pickled"),
+    ("future version", lambda p, s: _write(p, _edit(s.H, format_version=2), s.A), r"format_version 2 is newer than this fastbp reads \(1\); upgrade"),
+    ("far future version, other layout", lambda p, s: _write(p, _edit(s.H, format_version=99), {"weights_v99": s.P}), r"format_version 99 is newer"),
+    ("version missing", lambda p, s: _write(p, _edit(s.H, format_version=None), s.A), r"bad format_version None"),
+    ("version string", lambda p, s: _write(p, _edit(s.H, format_version="1"), s.A), r"bad format_version '1'"),
+    ("version bool", lambda p, s: _write(p, _edit(s.H, format_version=True), s.A), r"bad format_version True"),
+    ("version 0", lambda p, s: _write(p, _edit(s.H, format_version=0), s.A), r"bad format_version 0"),
+    ("layer_sizes string", lambda p, s: _write(p, _edit(s.H, layer_sizes="3,4,2"), s.A), r"bad layer_sizes"),
+    ("layer_sizes zero", lambda p, s: _write(p, _edit(s.H, layer_sizes=[3, 0, 2]), s.A), r"bad layer_sizes"),
+    ("layer_sizes huge", lambda p, s: _write(p, _edit(s.H, layer_sizes=[3, 10**6, 10**6, 2], activations=["relu"] * 2), s.A), r"params has shape \(26,\), expected"),
+    ("activation unknown", lambda p, s: _write(p, _edit(s.H, activations=["nope"]), s.A), r"bad network description.*activation must be one of"),
+    ("dtype unknown", lambda p, s: _write(p, _edit(s.H, dtype="int8"), s.A), r"bad network description.*dtype"),
+    ("no params", lambda p, s: _write(p, s.H, {"opt_state": s.S}), r"missing entries"),
+    ("params short", lambda p, s: _write(p, s.H, {**s.A, "params": s.P[:-1]}), r"params has shape \(25,\), expected \(26,\)"),
+    ("params 2-D", lambda p, s: _write(p, s.H, {**s.A, "params": s.P[None]}), r"params has shape \(1, 26\)"),
+    ("params int", lambda p, s: _write(p, s.H, {**s.A, "params": s.P.astype(np.int64)}), r"params must be floats; got dtype int64"),
+    ("params strings", lambda p, s: _write(p, s.H, {**s.A, "params": s.P.astype(str)}), r"params must be floats"),
+    ("params NaN", lambda p, s: _write(p, s.H, {**s.A, "params": np.full_like(s.P, np.nan)}), r"params contain NaN or Inf"),
+    ("params overflow float32", lambda p, s: _write(p, s.H, {**s.A, "params": s.P.astype(np.float64) * 1e300}), r"params contain NaN or Inf"),
+    ("epochs_done negative", lambda p, s: _write(p, _edit(s.H, epochs_done=-5), s.A), r"bad epochs_done -5"),
+    ("epochs_done string", lambda p, s: _write(p, _edit(s.H, epochs_done="3"), s.A), r"bad epochs_done '3'"),
+    ("opt_step negative", lambda p, s: _write(p, _edit(s.H, opt_step=-1), s.A), r"bad opt_step -1"),
+    ("rng_state garbage", lambda p, s: _write(p, _edit(s.H, rng_state={"bit_generator": "MT19937"}), s.A), r"bad training state"),
+    ("optimizer unknown", lambda p, s: _write(p, _edit(s.H, optimizer={"name": "RMSprop", "lr": 1}), s.A), r"bad training state.*unknown optimizer"),
+    ("optimizer bad lr", lambda p, s: _write(p, _edit(s.H, optimizer={**s.opt, "lr": -1}), s.A), r"bad training state.*lr must be > 0"),
+    ("optimizer extra field", lambda p, s: _write(p, _edit(s.H, optimizer={**s.opt, "zzz": 1}), s.A), r"bad training state"),
+    ("schedule unknown", lambda p, s: _write(p, _edit(s.H, optimizer={**s.opt, "schedule": {"name": "Nope"}}), s.A), r"bad training state"),
+    ("opt_state shape", lambda p, s: _write(p, s.H, {**s.A, "opt_state": s.S[:1]}), r"opt_state has shape \(1, 26\), expected \(2, 26\)"),
+    ("opt_state NaN", lambda p, s: _write(p, s.H, {**s.A, "opt_state": np.full_like(s.S, np.nan)}), r"opt_state contains NaN or Inf"),
+    ("opt_state strings", lambda p, s: _write(p, s.H, {**s.A, "opt_state": s.S.astype(str)}), r"opt_state must be floats"),
+]
+
+
+@pytest.fixture(scope="module")
+def saved_state():
+    """A trained network's file header ``H`` and arrays ``A`` (``P``: parameters, ``S``:
+    optimizer state; ``opt``: the header's optimizer entry), as ``save`` writes them."""
+    import types
     net, _ = _trained()
     H, A = fio.network_state(net)
-    opt = H["optimizer"]
-    P, S = A["params"], A["opt_state"]
-    return [
-        ("empty file", lambda p: open(p, "wb").close(), r"not an \.npz \(zip\) archive \(empty"),
-        ("text file", lambda p: open(p, "w").write("a,b\n1,2\n"), r"not an \.npz \(zip\) archive"),
-        ("npy file", lambda p: np.save(open(p, "wb"), np.arange(3)), r"not an \.npz"),
-        ("foreign npz", lambda p: np.savez(p, X=np.arange(3)), r"no header entry: not written by fastbp"),
-        ("foreign zip", lambda p: zipfile.ZipFile(p, "w").writestr("a.txt", "hi"), r"no header entry"),
-        ("foreign header", lambda p: _write(p, {"format": "other"}, A), r"not written by fastbp"),
-        ("header not json", lambda p: _write(p, None, A, np.array("{oops")), r"not a readable fastbp network file"),
-        ("header json list", lambda p: _write(p, None, A, np.array("[1, 2]")), r"format tag missing"),
-        ("header numeric", lambda p: _write(p, None, A, np.arange(3)), r"header must be a text scalar"),
-        ("object array (pickle)", lambda p: np.savez(p, header=np.array([{"a": 1}], dtype=object), params=P), r"allow_pickle=False|pickled"),
-        ("future version", lambda p: _write(p, _edit(H, format_version=2), A), r"format_version 2 is newer than this fastbp reads \(1\); upgrade"),
-        ("far future version, other layout", lambda p: _write(p, _edit(H, format_version=99), {"weights_v99": P}), r"format_version 99 is newer"),
-        ("version missing", lambda p: _write(p, _edit(H, format_version=None), A), r"bad format_version None"),
-        ("version string", lambda p: _write(p, _edit(H, format_version="1"), A), r"bad format_version '1'"),
-        ("version bool", lambda p: _write(p, _edit(H, format_version=True), A), r"bad format_version True"),
-        ("version 0", lambda p: _write(p, _edit(H, format_version=0), A), r"bad format_version 0"),
-        ("layer_sizes string", lambda p: _write(p, _edit(H, layer_sizes="3,4,2"), A), r"bad layer_sizes"),
-        ("layer_sizes zero", lambda p: _write(p, _edit(H, layer_sizes=[3, 0, 2]), A), r"bad layer_sizes"),
-        ("layer_sizes huge", lambda p: _write(p, _edit(H, layer_sizes=[3, 10**6, 10**6, 2], activations=["relu"] * 2), A), r"params has shape \(26,\), expected"),
-        ("activation unknown", lambda p: _write(p, _edit(H, activations=["nope"]), A), r"bad network description.*activation must be one of"),
-        ("dtype unknown", lambda p: _write(p, _edit(H, dtype="int8"), A), r"bad network description.*dtype"),
-        ("no params", lambda p: _write(p, H, {"opt_state": S}), r"missing entries"),
-        ("params short", lambda p: _write(p, H, {**A, "params": P[:-1]}), r"params has shape \(25,\), expected \(26,\)"),
-        ("params 2-D", lambda p: _write(p, H, {**A, "params": P[None]}), r"params has shape \(1, 26\)"),
-        ("params int", lambda p: _write(p, H, {**A, "params": P.astype(np.int64)}), r"params must be floats; got dtype int64"),
-        ("params strings", lambda p: _write(p, H, {**A, "params": P.astype(str)}), r"params must be floats"),
-        ("params NaN", lambda p: _write(p, H, {**A, "params": np.full_like(P, np.nan)}), r"params contain NaN or Inf"),
-        ("params overflow float32", lambda p: _write(p, H, {**A, "params": P.astype(np.float64) * 1e300}), r"params contain NaN or Inf"),
-        ("epochs_done negative", lambda p: _write(p, _edit(H, epochs_done=-5), A), r"bad epochs_done -5"),
-        ("epochs_done string", lambda p: _write(p, _edit(H, epochs_done="3"), A), r"bad epochs_done '3'"),
-        ("opt_step negative", lambda p: _write(p, _edit(H, opt_step=-1), A), r"bad opt_step -1"),
-        ("rng_state garbage", lambda p: _write(p, _edit(H, rng_state={"bit_generator": "MT19937"}), A), r"bad training state"),
-        ("optimizer unknown", lambda p: _write(p, _edit(H, optimizer={"name": "RMSprop", "lr": 1}), A), r"bad training state.*unknown optimizer"),
-        ("optimizer bad lr", lambda p: _write(p, _edit(H, optimizer={**opt, "lr": -1}), A), r"bad training state.*lr must be > 0"),
-        ("optimizer extra field", lambda p: _write(p, _edit(H, optimizer={**opt, "zzz": 1}), A), r"bad training state"),
-        ("schedule unknown", lambda p: _write(p, _edit(H, optimizer={**opt, "schedule": {"name": "Nope"}}), A), r"bad training state"),
-        ("opt_state shape", lambda p: _write(p, H, {**A, "opt_state": S[:1]}), r"opt_state has shape \(1, 26\), expected \(2, 26\)"),
-        ("opt_state NaN", lambda p: _write(p, H, {**A, "opt_state": np.full_like(S, np.nan)}), r"opt_state contains NaN or Inf"),
-        ("opt_state strings", lambda p: _write(p, H, {**A, "opt_state": S.astype(str)}), r"opt_state must be floats"),
-    ]
-
-
-BAD = _bad_files()
+    return types.SimpleNamespace(H=H, A=A, opt=H["optimizer"], P=A["params"], S=A["opt_state"])
 
 
 @pytest.mark.parametrize("make,pattern", [b[1:] for b in BAD], ids=[b[0] for b in BAD])
-def test_load_rejects_bad_file_with_clear_value_error(tmp_path, make, pattern):
+def test_load_rejects_bad_file_with_clear_value_error(tmp_path, make, pattern, saved_state):
     path = str(tmp_path / "bad.npz")
-    make(path)
+    make(path, saved_state)
     with pytest.raises(ValueError, match=pattern) as info:
         fastbp.load(path)
     msg = str(info.value)
