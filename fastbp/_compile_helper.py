@@ -3,15 +3,22 @@
 A network's first fit with an empty compile cache spends nearly all its time compiling the
 training driver (``train_batches``) and its kernels, on one core. When the driver is not
 cached yet, the engine starts this module in a second process, which compiles the driver's
-backward and update kernels (``backward_network``'s and ``apply_update``'s callees, for the
-argument types the driver gives them) into the same on-disk cache. Meanwhile this process
-compiles the driver, which begins with the forward pass. When it reaches the kernels the
-helper has finished, Numba loads them from the cache instead of compiling them. The compiled
-code is the same whichever process compiled it.
+backward pass (``backward_network``'s callees, for the argument types the driver gives them)
+into the same on-disk cache. Meanwhile this process compiles the update (``apply_update``,
+``compile_update``) and then the driver, which begins with the forward pass. When it reaches
+the backward kernels the helper has finished, Numba loads them from the cache instead of
+compiling them. The compiled code is the same whichever process compiled it.
+
+Why the update stays here: the forward pass and the backward pass are about the same work,
+and the helper first has to start Python and import fastbp. When the helper compiled the
+update after the backward pass, this process often reached the update first and compiled it
+too (timelines in docs/performance.md, sixteenth session); compiled here first, it leaves the
+helper the backward pass alone, done before the driver asks for it.
 
 Measured on the 2-core Intel machine (docs/performance.md), fresh processes with empty caches,
 without / with the helper, alternating: the digits net's import and first epoch 16.7 / 11.0,
-14.1 / 9.45 and 12.2 / 9.3 s; a threaded 784-256-128-10 net 28.7 / 21.6 and 27.1 / 19.3 s.
+14.1 / 9.45 and 12.2 / 9.3 s (helper compiling backward and update, fifteenth session); a
+threaded 784-256-128-10 net 28.7 / 21.6 and 27.1 / 19.3 s.
 
 No helper is started:
 - with ``FASTBP_COMPILE_HELPER=0`` in the environment (the test suite sets it: its two
@@ -78,7 +85,7 @@ def maybe_start(dispatcher, args, first_call, checked, spec_of):
 
 
 def spec(engine, rows, opt_code, n_state, threaded):
-    """What the helper needs to rebuild the driver's backward and update argument types."""
+    """What the helper needs to rebuild the driver's backward-pass argument types."""
     return {"sizes": [int(v) for v in engine.sizes], "codes": [int(v) for v in engine.codes],
             "loss_code": int(engine.loss_code), "dtype": engine.dtype.name, "rows": int(rows),
             "opt_code": int(opt_code), "n_state": int(n_state),
@@ -115,33 +122,33 @@ def stop(proc):
         proc.wait()
 
 
-def compile_backward_and_update(spec):
-    """Compile, without running them, ``backward_network`` and ``apply_update`` for the
-    argument types ``train_batches`` gives them on the network ``spec`` describes. Their
-    callees go into the compile cache as they are compiled."""
-    import numpy as np
-
+def compile_backward(spec):
+    """Compile, without running it, ``backward_network`` for the argument types
+    ``train_batches`` gives it on the network ``spec`` describes. Its callees go into the
+    compile cache as they are compiled."""
     from ._aligned import aligned_zeros
     from ._engine_cpu import CPUEngine
     from .kernels.cpu import network as K
-    from .kernels.cpu.uses import Uses
 
     # the engine's own layout: parameters, workspaces and ``Uses`` as the fit builds them
     engine = CPUEngine(spec["sizes"], spec["codes"], spec["loss_code"], spec["dtype"])
-    sizes, codes, loss, opt = engine.sizes, engine.codes, engine.loss_code, spec["opt_code"]
-    rows, threaded = spec["rows"], spec["threaded"]
-    params, grads = engine.params, aligned_zeros(engine.n_params, engine.dtype)
+    rows = spec["rows"]
+    grads = aligned_zeros(engine.n_params, engine.dtype)
     A_buf, Z_buf, D_buf, Y_buf = engine._workspace(rows)
-    state = aligned_zeros((spec["n_state"], engine.n_params), engine.dtype)
-    acts = engine._uses  # the driver's ``without_optimizer(uses)``
-    uses = Uses.for_network(codes, loss, opt)
-    for fn, args in (
-            (K.backward_network, (params, sizes, codes, loss, Y_buf, rows, rows, A_buf, Z_buf,
-                                  D_buf, grads, threaded, acts)),
-            (K.apply_update, (params, grads, state, opt, np.zeros(K.N_HYPER),
-                              np.zeros(2, np.int64), engine.n_weights, threaded, uses))):
-        fn.compile(tuple(fn.typeof_pyval(a) for a in args))
+    args = (engine.params, engine.sizes, engine.codes, engine.loss_code, Y_buf, rows, rows,
+            A_buf, Z_buf, D_buf, grads, spec["threaded"],
+            engine._uses)  # the driver's ``without_optimizer(uses)``
+    K.backward_network.compile(tuple(K.backward_network.typeof_pyval(a) for a in args))
+
+
+def compile_update(params, grads, state, opt, hyper, step, nw, threaded, uses):
+    """Compile, in this process and without running it, ``apply_update`` for the argument
+    types ``train_batches`` (given these arguments) passes it; the driver then finds it
+    compiled. The engine calls it while a helper compiles the backward pass."""
+    from .kernels.cpu import network as K
+    args = (params, grads, state, opt, hyper, step, nw, threaded, uses)
+    K.apply_update.compile(tuple(K.apply_update.typeof_pyval(a) for a in args))
 
 
 if __name__ == "__main__":
-    compile_backward_and_update(json.loads(sys.argv[1]))
+    compile_backward(json.loads(sys.argv[1]))

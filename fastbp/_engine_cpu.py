@@ -176,12 +176,15 @@ class CPUEngine:
                 self.loss_code, self.params, self._grads, state, opt_code, hyper, step, A_buf,
                 Z_buf, D_buf, Y_buf, threaded, self._checked, uses)
         # this engine's first fit with this optimizer: if the driver still has to be compiled,
-        # a second process compiles its backward and update kernels meanwhile
+        # a second process compiles its backward pass meanwhile, and this one the update first
         helper = _compile_helper.maybe_start(
             K.train_batches, args, first_call, self._checked,
             lambda: _compile_helper.spec(self, Y_buf.shape[0], opt_code, state.shape[0],
                                          threaded))
         try:
+            if helper is not None:
+                _compile_helper.compile_update(self.params, self._grads, state, opt_code,
+                                               hyper, step, self.n_weights, threaded, uses)
             return call_flushing(K.train_batches, *args, threads=bool(threaded))
         finally:
             _compile_helper.stop(helper)
