@@ -4,7 +4,8 @@ A network's first fit with an empty compile cache spends nearly all its time com
 training driver (``train_batches``) and its kernels, on one core. When the driver is not
 cached yet, the engine starts this module in a second process, which compiles the driver's
 backward pass (``backward_network``'s callees, for the argument types the driver gives them)
-into the same on-disk cache. Meanwhile this process compiles the update (``apply_update``,
+into the same on-disk cache, and then the stand-alone forward pass that the fit's validation
+and later predictions call. Meanwhile this process compiles the update (``apply_update``,
 ``compile_update``) and then the driver, which begins with the forward pass. When it reaches
 the backward kernels the helper has finished, Numba loads them from the cache instead of
 compiling them. The compiled code is the same whichever process compiled it.
@@ -123,22 +124,29 @@ def stop(proc):
 
 
 def compile_backward(spec):
-    """Compile, without running it, ``backward_network`` for the argument types
-    ``train_batches`` gives it on the network ``spec`` describes. Its callees go into the
-    compile cache as they are compiled."""
+    """Compile, without running them, ``backward_network`` for the argument types
+    ``train_batches`` gives it on the network ``spec`` describes, then the stand-alone
+    ``forward_network`` that a fit's validation pass and later predictions call (the driver
+    inlines its own forward pass, so they compile it once more after the first epoch's
+    batches). Their callees go into the compile cache as they are compiled."""
     from ._aligned import aligned_zeros
     from ._engine_cpu import CPUEngine
     from .kernels.cpu import network as K
 
     # the engine's own layout: parameters, workspaces and ``Uses`` as the fit builds them
     engine = CPUEngine(spec["sizes"], spec["codes"], spec["loss_code"], spec["dtype"])
-    rows = spec["rows"]
+    rows, threaded = spec["rows"], spec["threaded"]
     grads = aligned_zeros(engine.n_params, engine.dtype)
     A_buf, Z_buf, D_buf, Y_buf = engine._workspace(rows)
-    args = (engine.params, engine.sizes, engine.codes, engine.loss_code, Y_buf, rows, rows,
-            A_buf, Z_buf, D_buf, grads, spec["threaded"],
-            engine._uses)  # the driver's ``without_optimizer(uses)``
-    K.backward_network.compile(tuple(K.backward_network.typeof_pyval(a) for a in args))
+    acts = engine._uses  # the driver's ``without_optimizer(uses)``
+    for fn, args in (
+            (K.backward_network, (engine.params, engine.sizes, engine.codes, engine.loss_code,
+                                  Y_buf, rows, rows, A_buf, Z_buf, D_buf, grads, threaded,
+                                  acts)),
+            # as ``CPUEngine._forward_blocks`` and ``_loss_and_gradients`` call it after a fit
+            (K.forward_network, (engine.params, engine.sizes, engine.codes, rows, rows, A_buf,
+                                 Z_buf, threaded, acts))):
+        fn.compile(tuple(fn.typeof_pyval(a) for a in args))
 
 
 def compile_update(params, grads, state, opt, hyper, step, nw, threaded, uses):

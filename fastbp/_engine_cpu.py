@@ -123,7 +123,8 @@ class CPUEngine:
 
     def _loss_and_gradients(self, X, Y, with_grads, threaded):
         n = X.shape[0]
-        Y = read_only(Y)  # as the fit's targets: the same loss and backward specialisations
+        if not Y.flags.writeable:  # the type of the driver's target rows (writable), so a
+            Y = Y.copy()  # validation pass reuses its compiled loss: one specialisation
         A_buf, Z_buf, D_buf, _ = self._workspace(n)
         L = len(self.sizes) - 1
         _act_view(A_buf, self.sizes, n, 0, n)[:] = X

@@ -46,8 +46,9 @@ MATCH = textwrap.dedent("""
             return 0
     ch.maybe_start = lambda *args: Finished()
     rng = np.random.default_rng(0)
-    net.fit(rng.standard_normal((10, 6)), rng.integers(0, 3, 10), epochs=1, batch_size=4,
-            optimizer=opt)
+    X, y = rng.standard_normal((10, 6)), rng.integers(0, 3, 10)
+    net.fit(X, y, epochs=1, batch_size=4, optimizer=opt, validation_data=(X[:3], y[:3]))
+    net.predict(X)
     print(by_helper)
     print(compiled)
 """)
@@ -56,7 +57,9 @@ MATCH = textwrap.dedent("""
 def test_helper_compiles_what_the_driver_then_loads():
     """After the helper's compile, the driver's own compile compiles none of the backward
     kernels again: the helper gave them the driver's argument types. The update is compiled
-    once, in this process, before the driver (which then finds it compiled)."""
+    once, in this process, before the driver (which then finds it compiled). The validation
+    pass and a prediction after the fit find their stand-alone forward pass compiled by the
+    helper too."""
     env = dict(os.environ, FASTBP_COMPILE_HELPER="0")
     out = subprocess.run([sys.executable, "-c", MATCH], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=600)
@@ -69,7 +72,9 @@ def test_helper_compiles_what_the_driver_then_loads():
     assert not update & set(by_helper), by_helper  # the update is this process's
     assert by_fit.count("apply_update") == 1, by_fit
     assert by_fit.index("apply_update") < by_fit.index("train_batches"), by_fit
-    assert "matmul" in by_fit  # the forward path is the fit's
+    assert "train_batches" in by_fit
+    assert "forward_network" in by_helper and "forward_network" not in by_fit, by_fit
+    assert by_fit.count("batch_loss_sum") == 1, by_fit  # validation reuses the driver's
 
 
 def _fit_once(monkeypatch, started, cached=False, **net_kwargs):
