@@ -16,6 +16,13 @@ update after the backward pass, this process often reached the update first and 
 too (timelines in docs/performance.md, sixteenth session); compiled here first, it leaves the
 helper the backward pass alone, done before the driver asks for it.
 
+Checked training (``train_batches``' ``checked``: nets above 4 MiB of parameters and state)
+has a driver of its own: its backward pass is ``_deltas_and_gradients`` and
+``_fused_layers_gradients``, which the helper compiles, and its update ``update_is_finite``,
+``_fused_update`` and ``apply_update``, which this process compiles first. The wide
+1024-2048-2048-1024 net's cold first epoch: 55.8 / 46.8 and 53.1 / 38.9 s without / with
+(alternating), a digits-sized net forced to checked training 31.6 / 17.9 and 25.5 / 18.4 s.
+
 Measured on the 2-core Intel machine (docs/performance.md), fresh processes with empty caches,
 without / with the helper, alternating: the digits net's import and first epoch 16.7 / 11.0,
 14.1 / 9.45 and 12.2 / 9.3 s (helper compiling backward and update, fifteenth session); a
@@ -26,8 +33,6 @@ No helper is started:
   workers already use both cores);
 - with fewer than two CPUs available to this process;
 - from a frozen application, whose ``sys.executable`` is not a Python interpreter;
-- for checked training (``train_batches``' ``checked``), whose backward pass is another
-  driver;
 - when the driver's specialisation is already compiled or cached.
 
 The helper is a plain child process with its output discarded, importing this same fastbp
@@ -75,23 +80,25 @@ def driver_cached(dispatcher, args):
 
 def maybe_start(dispatcher, args, first_call, checked, spec_of):
     """The helper process for a ``train_batches`` call with ``args``, or None: only on an
-    engine's first call with an optimizer (``first_call``), for unchecked training
-    (``checked`` None), where ``enabled()`` and the driver is known not to be compiled yet.
-    ``spec_of()`` gives its ``spec``."""
-    if not first_call or checked is not None or not enabled():
+    engine's first call with an optimizer (``first_call``), where ``enabled()`` and the
+    driver is known not to be compiled yet. ``spec_of()`` gives its ``spec``. (``checked``
+    is kept for the callers; checked and unchecked drivers both get a helper.)"""
+    if not first_call or not enabled():
         return None
     if driver_cached(dispatcher, args) is not False:
         return None
     return start(spec_of())
 
 
-def spec(engine, rows, opt_code, n_state, threaded):
-    """What the helper needs to rebuild the driver's backward-pass argument types."""
+def spec(engine, rows, opt_code, n_state, threaded, checked=False):
+    """What the helper needs to rebuild the driver's backward-pass argument types
+    (``checked``: the checked driver's, ``train_batches``' ``checked``)."""
     return {"sizes": [int(v) for v in engine.sizes], "codes": [int(v) for v in engine.codes],
             "loss_code": int(engine.loss_code), "dtype": engine.dtype.name, "rows": int(rows),
             "opt_code": int(opt_code), "n_state": int(n_state),
             "threaded": None if threaded is None else (True if threaded is True
-                                                        else int(threaded))}
+                                                        else int(threaded)),
+            "checked": bool(checked)}
 
 
 def start(spec):
@@ -139,23 +146,40 @@ def compile_backward(spec):
     grads = aligned_zeros(engine.n_params, engine.dtype)
     A_buf, Z_buf, D_buf, Y_buf = engine._workspace(rows)
     acts = engine._uses  # the driver's ``without_optimizer(uses)``
-    for fn, args in (
-            (K.backward_network, (engine.params, engine.sizes, engine.codes, engine.loss_code,
-                                  Y_buf, rows, rows, A_buf, Z_buf, D_buf, grads, threaded,
-                                  acts)),
-            # as ``CPUEngine._forward_blocks`` and ``_loss_and_gradients`` call it after a fit
-            (K.forward_network, (engine.params, engine.sizes, engine.codes, rows, rows, A_buf,
-                                 Z_buf, threaded, acts))):
+    if spec.get("checked"):  # the checked driver's backward pass: two functions of its own
+        backward = ((K._deltas_and_gradients, (engine.params, engine.sizes, engine.codes,
+                                               engine.loss_code, Y_buf, rows, rows, A_buf,
+                                               Z_buf, D_buf, grads, True, True, threaded,
+                                               acts)),
+                    (K._fused_layers_gradients, (engine.sizes, rows, rows, A_buf, Z_buf, grads,
+                                                 threaded)))
+    else:
+        backward = ((K.backward_network, (engine.params, engine.sizes, engine.codes,
+                                          engine.loss_code, Y_buf, rows, rows, A_buf, Z_buf,
+                                          D_buf, grads, threaded, acts)),)
+    # then the forward pass as ``CPUEngine._forward_blocks`` and ``_loss_and_gradients`` call
+    # it after a fit
+    for fn, args in backward + ((K.forward_network, (engine.params, engine.sizes,
+                                                     engine.codes, rows, rows, A_buf, Z_buf,
+                                                     threaded, acts)),):
         fn.compile(tuple(fn.typeof_pyval(a) for a in args))
 
 
-def compile_update(params, grads, state, opt, hyper, step, nw, threaded, uses):
-    """Compile, in this process and without running it, ``apply_update`` for the argument
-    types ``train_batches`` (given these arguments) passes it; the driver then finds it
-    compiled. The engine calls it while a helper compiles the backward pass."""
+def compile_update(params, grads, state, opt, hyper, step, nw, threaded, uses, checked=None,
+                   sizes=None, rows=None, A_buf=None, Z_buf=None, D_buf=None):
+    """Compile, in this process and without running them, the update functions for the
+    argument types ``train_batches`` (given these arguments) passes them: ``apply_update``,
+    and for the checked driver (``checked`` True; then ``sizes``, ``rows`` and the
+    workspaces are needed too) ``update_is_finite`` and ``_fused_update``. The driver then
+    finds them compiled. The engine calls it while a helper compiles the backward pass."""
     from .kernels.cpu import network as K
-    args = (params, grads, state, opt, hyper, step, nw, threaded, uses)
-    K.apply_update.compile(tuple(K.apply_update.typeof_pyval(a) for a in args))
+    calls = [(K.apply_update, (params, grads, state, opt, hyper, step, nw, threaded, uses))]
+    if checked:
+        calls = [(K.update_is_finite, calls[0][1]),
+                 (K._fused_update, (params, grads, state, opt, hyper, step, nw, sizes, rows,
+                                    rows, A_buf, Z_buf, D_buf, threaded, uses))] + calls
+    for fn, args in calls:
+        fn.compile(tuple(fn.typeof_pyval(a) for a in args))
 
 
 if __name__ == "__main__":

@@ -181,11 +181,13 @@ class CPUEngine:
         helper = _compile_helper.maybe_start(
             K.train_batches, args, first_call, self._checked,
             lambda: _compile_helper.spec(self, Y_buf.shape[0], opt_code, state.shape[0],
-                                         threaded))
+                                         threaded, self._checked))
         try:
             if helper is not None:
                 _compile_helper.compile_update(self.params, self._grads, state, opt_code,
-                                               hyper, step, self.n_weights, threaded, uses)
+                                               hyper, step, self.n_weights, threaded, uses,
+                                               self._checked, self.sizes, Y_buf.shape[0],
+                                               A_buf, Z_buf, D_buf)
             return call_flushing(K.train_batches, *args, threads=bool(threaded))
         finally:
             _compile_helper.stop(helper)

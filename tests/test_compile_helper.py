@@ -25,6 +25,10 @@ MATCH = textwrap.dedent("""
     from numba.core import event as ev
     import fastbp
     from fastbp import _compile_helper as ch
+    from fastbp import training
+    checked = sys.argv[1] == "checked"
+    if checked:  # no recovery snapshot: the checked driver, as for nets above 4 MiB
+        training.SNAPSHOT_MAX_BYTES = 0
     compiled = []
     class Listener(ev.Listener):
         def on_start(self, event):
@@ -35,7 +39,7 @@ MATCH = textwrap.dedent("""
     net = fastbp.Network([6, 8, 3], activation="tanh", output="softmax",
                          loss="cross_entropy", dtype="float64", seed=0)
     opt = fastbp.SGD(lr=0.1, momentum=0.9)
-    ch.compile_backward(ch.spec(net._engine, 4, opt.code, opt.n_state, None))
+    ch.compile_backward(ch.spec(net._engine, 4, opt.code, opt.n_state, None, checked))
     by_helper = list(compiled)
     compiled.clear()
     class Finished:
@@ -54,15 +58,17 @@ MATCH = textwrap.dedent("""
 """)
 
 
-def test_helper_compiles_what_the_driver_then_loads():
+@pytest.mark.parametrize("checked", [False, True], ids=["unchecked", "checked"])
+def test_helper_compiles_what_the_driver_then_loads(checked):
     """After the helper's compile, the driver's own compile compiles none of the backward
     kernels again: the helper gave them the driver's argument types. The update is compiled
     once, in this process, before the driver (which then finds it compiled). The validation
     pass and a prediction after the fit compile nothing more: the helper compiled their
-    stand-alone forward pass."""
+    stand-alone forward pass. The checked driver (``checked``) has a backward pass and
+    update functions of its own; the same holds for them."""
     env = dict(os.environ, FASTBP_COMPILE_HELPER="0")
-    out = subprocess.run([sys.executable, "-c", MATCH], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=600)
+    out = subprocess.run([sys.executable, "-c", MATCH, "checked" if checked else "plain"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     helper_events, fit_events = [eval(line) for line in out.stdout.strip().splitlines()[-2:]]
     # compile starts (ends are "/name"); and what the fit compiled after the driver was done
@@ -71,12 +77,16 @@ def test_helper_compiles_what_the_driver_then_loads():
     after_driver = [e for e in fit_events[fit_events.index("/train_batches") + 1:]
                     if not e.startswith("/")]
     backward = {"matmul_nt", "matmul_tn", "output_delta", "mul_activation_grad_2d"}
-    update = {"apply_update", "sgd_range"}
+    update = ["apply_update"]
+    if checked:
+        backward |= {"_deltas_and_gradients", "_fused_layers_gradients"}
+        update += ["update_is_finite", "_fused_update"]
     assert backward <= set(by_helper), by_helper  # the helper did compile them...
     assert not backward & set(by_fit), by_fit  # ...and the fit compiled none of them again
-    assert not update & set(by_helper), by_helper  # the update is this process's
-    assert by_fit.count("apply_update") == 1, by_fit
-    assert by_fit.index("apply_update") < by_fit.index("train_batches"), by_fit
+    assert not set(update + ["sgd_range"]) & set(by_helper), by_helper  # this process's
+    for name in update:
+        assert by_fit.count(name) == 1, (name, by_fit)
+        assert by_fit.index(name) < by_fit.index("train_batches"), by_fit
     assert "train_batches" in by_fit
     # the validation pass and the prediction compile nothing more: the helper made their
     # stand-alone forward pass, and the validation's loss takes the driver's target type
@@ -107,7 +117,7 @@ def test_helper_starts_once_for_a_cold_driver(monkeypatch):
     assert spec["sizes"] == [5, 7, 3] and spec["rows"] == 4 and spec["dtype"] == net.dtype.name
     assert spec["codes"] == [int(c) for c in net._engine.codes]
     assert spec["opt_code"] == net.optimizer.code and spec["n_state"] == 0
-    assert spec["threaded"] is None
+    assert spec["threaded"] is None and spec["checked"] is False
 
 
 @pytest.mark.parametrize("cached", [True, None])
@@ -118,15 +128,26 @@ def test_no_helper_for_a_cached_or_unknown_driver(monkeypatch, cached):
     assert started == []
 
 
-def test_no_helper_when_turned_off_or_for_checked_training(monkeypatch):
+def test_no_helper_when_turned_off_or_not_the_first_call(monkeypatch):
     monkeypatch.setattr(ch, "driver_cached", lambda dispatcher, args: False)
     monkeypatch.setattr(ch, "start", lambda spec: pytest.fail("started"))
     monkeypatch.setenv(ch.ENV, "0")
     assert not ch.enabled()
     _fit_once(monkeypatch, [])
     monkeypatch.setattr(ch, "enabled", lambda: True)
-    assert ch.maybe_start(K.train_batches, (), True, True, dict) is None  # checked
     assert ch.maybe_start(K.train_batches, (), False, None, dict) is None  # not the first
+    assert ch.maybe_start(K.train_batches, (), False, True, dict) is None
+
+
+def test_checked_training_starts_a_helper_for_its_own_driver(monkeypatch):
+    """Checked training (no recovery snapshot: nets above 4 MiB) gets a helper too, with a
+    spec for the checked driver's backward pass."""
+    from fastbp import training
+    monkeypatch.setattr(training, "SNAPSHOT_MAX_BYTES", 0)
+    monkeypatch.setattr(ch, "enabled", lambda: True)
+    started = []
+    _fit_once(monkeypatch, started)
+    assert len(started) == 1 and started[0]["checked"] is True
 
 
 def test_enabled_needs_two_cpus_and_a_python_interpreter(monkeypatch):
