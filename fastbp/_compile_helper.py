@@ -78,11 +78,11 @@ def driver_cached(dispatcher, args):
         return None
 
 
-def maybe_start(dispatcher, args, first_call, checked, spec_of):
-    """The helper process for a ``train_batches`` call with ``args``, or None: only on an
-    engine's first call with an optimizer (``first_call``), where ``enabled()`` and the
-    driver is known not to be compiled yet. ``spec_of()`` gives its ``spec``. (``checked``
-    is kept for the callers; checked and unchecked drivers both get a helper.)"""
+def maybe_start(dispatcher, args, first_call, spec_of):
+    """The helper process for a ``train_batches`` call with ``args`` (checked or not), or
+    None: only on an engine's first call with an optimizer (``first_call``), where
+    ``enabled()`` and the driver is known not to be compiled yet. ``spec_of()`` gives its
+    ``spec``."""
     if not first_call or not enabled():
         return None
     if driver_cached(dispatcher, args) is not False:
@@ -146,7 +146,7 @@ def compile_backward(spec):
     grads = aligned_zeros(engine.n_params, engine.dtype)
     A_buf, Z_buf, D_buf, Y_buf = engine._workspace(rows)
     acts = engine._uses  # the driver's ``without_optimizer(uses)``
-    if spec.get("checked"):  # the checked driver's backward pass: two functions of its own
+    if spec["checked"]:  # the checked driver's backward pass: two functions of its own
         backward = ((K._deltas_and_gradients, (engine.params, engine.sizes, engine.codes,
                                                engine.loss_code, Y_buf, rows, rows, A_buf,
                                                Z_buf, D_buf, grads, True, True, threaded,
@@ -165,13 +165,13 @@ def compile_backward(spec):
         fn.compile(tuple(fn.typeof_pyval(a) for a in args))
 
 
-def compile_update(params, grads, state, opt, hyper, step, nw, threaded, uses, checked=None,
-                   sizes=None, rows=None, A_buf=None, Z_buf=None, D_buf=None):
+def compile_update(params, grads, state, opt, hyper, step, nw, threaded, uses, checked, sizes,
+                   rows, A_buf, Z_buf, D_buf):
     """Compile, in this process and without running them, the update functions for the
     argument types ``train_batches`` (given these arguments) passes them: ``apply_update``,
-    and for the checked driver (``checked`` True; then ``sizes``, ``rows`` and the
-    workspaces are needed too) ``update_is_finite`` and ``_fused_update``. The driver then
-    finds them compiled. The engine calls it while a helper compiles the backward pass."""
+    and for the checked driver (``checked`` True) ``update_is_finite`` and ``_fused_update``.
+    The driver then finds them compiled. The engine calls it while a helper compiles the
+    backward pass."""
     from .kernels.cpu import network as K
     calls = [(K.apply_update, (params, grads, state, opt, hyper, step, nw, threaded, uses))]
     if checked:

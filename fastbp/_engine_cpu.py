@@ -179,7 +179,7 @@ class CPUEngine:
         # this engine's first fit with this optimizer: if the driver still has to be compiled,
         # a second process compiles its backward pass meanwhile, and this one the update first
         helper = _compile_helper.maybe_start(
-            K.train_batches, args, first_call, self._checked,
+            K.train_batches, args, first_call,
             lambda: _compile_helper.spec(self, Y_buf.shape[0], opt_code, state.shape[0],
                                          threaded, self._checked))
         try:

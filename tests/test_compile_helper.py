@@ -135,8 +135,7 @@ def test_no_helper_when_turned_off_or_not_the_first_call(monkeypatch):
     assert not ch.enabled()
     _fit_once(monkeypatch, [])
     monkeypatch.setattr(ch, "enabled", lambda: True)
-    assert ch.maybe_start(K.train_batches, (), False, None, dict) is None  # not the first
-    assert ch.maybe_start(K.train_batches, (), False, True, dict) is None
+    assert ch.maybe_start(K.train_batches, (), False, dict) is None  # not the first
 
 
 def test_checked_training_starts_a_helper_for_its_own_driver(monkeypatch):
