@@ -54,6 +54,27 @@ class Epoch:
         self.net.fit(self.X, self.y, epochs=1, batch_size=self.batch, optimizer=self.opt)
 
 
+class FitCall:
+    """The fixed cost of one ``Network.fit`` call: a single minibatch of the digits net
+    (float32, one batch of 32), so the time is mostly the call's Python and checks (input
+    validation, the finiteness checks and recovery copy, the driver's dispatch) around about
+    20 us of compiled step. It matters where a program calls fit once per epoch on a small
+    dataset, as compare.py does: a digits epoch is about 1.4 ms."""
+    timeout = 120
+
+    def setup(self):
+        sizes, self.batch, _ = WORKLOADS["digits"]
+        self.X, self.y = make_data(sizes, self.batch, "float32")
+        self.net = make_network(sizes, "float32")
+        self.opt = make_optimizer()
+        self.net.fit(self.X, self.y, epochs=1, batch_size=self.batch, optimizer=self.opt,
+                     shuffle=False)  # compiles (or loads the cache)
+
+    def time_fit_one_batch(self):
+        self.net.fit(self.X, self.y, epochs=1, batch_size=self.batch, optimizer=self.opt,
+                     shuffle=False)
+
+
 class Throughput:
     """float32 samples/s of fit (median over epochs), and that over the GEMM floor, with the
     SGEMM rate measured in the same process, interleaved with the epochs."""

@@ -168,7 +168,10 @@ class CPUEngine:
         """Batches [first, last) of the epoch given by ``order``; see train_batches."""
         A_buf, Z_buf, D_buf, Y_buf = self._fit_ws
         # re-checked per call: another thread may have changed the thread count since begin_fit
-        threaded = self._fit_threaded if products_may_thread() else None
+        # (a net that never threads skips the check: None either way)
+        threaded = self._fit_threaded
+        if threaded is not None and not products_may_thread():
+            threaded = None
         uses = self._fit_uses.get(opt_code)
         first_call = uses is None
         if first_call:

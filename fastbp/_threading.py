@@ -133,7 +133,7 @@ def products_may_thread():
     from numba import get_num_threads
     if get_num_threads() < 2 or not is_threadsafe():
         return False
-    return is_forksafe() or not _FORKED
+    return not _FORKED or is_forksafe()  # the cheap test first: a fit asks once per chunk
 
 
 def threaded_flag(sizes, rows, dtype):

@@ -12,10 +12,13 @@ import numpy as np
 from . import _threading  # noqa: F401  (picks a thread-safe Numba layer before any parallel run)
 from .kernels.cpu.checks import all_finite
 
-#: Arrays of fewer elements are checked for NaN and Inf with NumPy: its maximum and minimum
-#: (a NaN propagates into the maximum, an infinity is one of the two; no temporary array),
-#: so a small network's first fit compiles no check (0.4-0.6 s of a cold start, compile
-#: events). Larger ones use the compiled one-pass scan, which pays for its compile once per
+#: Arrays of fewer elements are checked for NaN and Inf with NumPy, so a small network's
+#: first fit compiles no check (0.4-0.6 s of a cold start, compile events): ``isfinite``
+#: into a temporary of one byte per element (at most 1 MiB), then ``all``. That measured
+#: 2.7 against 5.1 us for a 9,610-element float32 vector and 13.4 against 18.9 us for a
+#: 1792 x 64 array, against the earlier maximum and minimum (two passes, no temporary;
+#: seventeenth session), and a fit checks its inputs, parameters and optimizer state each
+#: call. Larger arrays use the compiled one-pass scan, which pays for its compile once per
 #: cache: 15-16 against 29-31 ms on a 60000 x 784 float32 array (Intel Xeon, 14th session).
 FINITE_NUMPY_MAX = 1 << 20
 
@@ -36,7 +39,7 @@ def read_only(a):
 def finite(a):
     """Whether every entry of the float array ``a`` (C-contiguous) is finite."""
     if a.size < FINITE_NUMPY_MAX:
-        return a.size == 0 or bool(np.isfinite(a.max()) and np.isfinite(a.min()))
+        return bool(np.isfinite(a).all())
     return all_finite(a)
 
 
@@ -107,7 +110,7 @@ def as_matrix(name, a, dtype, n_features=None):
 
 
 def _check_finite(name, arr, out, dtype):
-    if not finite(out):  # no temporary array of booleans
+    if not finite(out):
         if arr.dtype.kind == "f" and not np.isfinite(arr).all():
             raise ValueError(f"{name} contains NaN or Inf")
         raise ValueError(f"{name} contains values too large for {np.dtype(dtype).name} "

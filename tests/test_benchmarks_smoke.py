@@ -34,8 +34,11 @@ def _cases():
             # the smallest workload only; float32 only
             grids = [["digits"] if "digits" in p else ["float32"] if "float32" in p
                      else list(p) for p in params]
+            # a class's cases share their kernels' specialisations: one worker compiles them
+            group = pytest.mark.xdist_group(f"bench_{cname}")
             for combo in itertools.product(*grids) if grids else [()]:
-                yield pytest.param(cls, combo, methods, id=f"{modname}.{cname}{list(combo)}")
+                yield pytest.param(cls, combo, methods, id=f"{modname}.{cname}{list(combo)}",
+                                   marks=group)
 
 
 @pytest.mark.parametrize("cls, combo, methods", list(_cases()))

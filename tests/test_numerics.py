@@ -233,7 +233,7 @@ def test_all_finite_finds_every_non_finite_value(dtype, shape):
 @pytest.mark.parametrize("numpy_path", [True, False])
 def test_input_and_state_check_finds_every_non_finite_value(dtype, numpy_path, monkeypatch):
     """``_validation.finite`` (fit's input check and the engine's parameter and state check):
-    NumPy's max and min below ``FINITE_NUMPY_MAX`` elements, the compiled scan from there
+    NumPy's isfinite below ``FINITE_NUMPY_MAX`` elements, the compiled scan from there
     (forced here by moving the threshold); both against NumPy's isfinite, with NaN, -NaN,
     +-Inf at the first, last and a random position, and the finite extremes passing."""
     from fastbp import _validation

@@ -78,6 +78,7 @@ def _pair(sk_cls, fb_cls, X, y, fit_kw=None, **kw):
     dict(solver="adam", early_stopping=True, n_iter_no_change=2, max_iter=40),
     dict(solver="lbfgs", max_iter=30),
 ], ids=lambda kw: "-".join(f"{k}={v}" for k, v in kw.items()))
+@pytest.mark.xdist_group("sklearn_parity")  # one worker compiles their shared epochs once
 def test_classifier_matches_sklearn(digits, kw):
     X, y = digits
     kw = dict(dict(hidden_layer_sizes=(16,), max_iter=12, random_state=3), **kw)

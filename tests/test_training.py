@@ -66,6 +66,9 @@ def recovery(request, monkeypatch):
     return request.param
 
 
+# one worker: the cases of one optimizer kind share a driver (per recovery mode), which the
+# two workers otherwise compiled at the same time (a checked one 17-25 s each)
+@pytest.mark.xdist_group("reference_fits")
 @pytest.mark.parametrize("make_opt", OPTIMIZERS)
 def test_fit_matches_numpy_reference(make_opt, recovery):
     rng = np.random.default_rng(0)
