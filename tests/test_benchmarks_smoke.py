@@ -110,6 +110,7 @@ def test_compare_script_input_scale_option():
     assert set(results[0]["sps"]) == {"fastbp", "numpy"}
 
 
+@pytest.mark.xdist_group("compare_activations")  # softplus and gelu share one driver
 @pytest.mark.parametrize("act", ["tanh", "sigmoid", "elu", "softplus", "gelu"])
 def test_compare_script_activation_option(act):
     """``--activation`` reaches every trainer: after one epoch on the same data and batch

@@ -38,6 +38,8 @@ def _expected_failed(est):
     return _F32_XFAIL if est.dtype == "float32" else {}
 
 
+# one worker: an estimator's checks share its compiled epochs, which both workers compiled
+@pytest.mark.xdist_group("sklearn_checks")
 @parametrize_with_checks([MLPClassifier(max_iter=100), MLPRegressor(max_iter=100),
                           MLPClassifier(max_iter=100, dtype="float32"),
                           MLPRegressor(max_iter=100, dtype="float32")],
