@@ -173,6 +173,7 @@ def compile_update(params, grads, state, opt, hyper, step, nw, threaded, uses, c
     The driver then finds them compiled. The engine calls it while a helper compiles the
     backward pass."""
     from .kernels.cpu import network as K
+    uses = uses.optimizer_only()  # as the driver passes it (``uses.optimizer_only``)
     calls = [(K.apply_update, (params, grads, state, opt, hyper, step, nw, threaded, uses))]
     if checked:
         calls = [(K.update_is_finite, calls[0][1]),

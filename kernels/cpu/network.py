@@ -37,7 +37,7 @@ from .gradient_step import MOMENTUM as MOMENTUM_MODE, NESTEROV as NESTEROV_MODE
 from .gradients import bias_sums, weight_gradients
 from .gemm import _never_threaded, matmul_tn
 from .updates import adam_range, adam_range_finite, sgd_range, sgd_range_finite
-from .uses import has_optimizer, uses_loss, uses_optimizer, without_optimizer
+from .uses import has_optimizer, optimizer_only, uses_loss, uses_optimizer, without_optimizer
 from .views import borrowed_1d, borrowed_2d, borrowed_flat
 
 # hyper-parameter slots of the float64 ``hyper`` array the training driver takes
@@ -577,6 +577,7 @@ def train_batches(X, Y, order, batch_size, first, last, sizes, codes, loss_code,
     nw = n_weights(sizes)
     total = 0.0
     acts = without_optimizer(uses)  # the layers' kernels: shared with inference
+    opts = optimizer_only(uses)  # the update's: shared by nets of other activations or loss
     # Checked updates: bounds of the largest parameter and state magnitudes, measured once
     # here and carried forward by each step's own bound (bounds.py), so that most steps are
     # proven finite from one read of the gradients instead of the exact check's recomputation
@@ -625,7 +626,7 @@ def train_batches(X, Y, order, batch_size, first, last, sizes, codes, loss_code,
                     proven, P2, S02, S12 = _proven_finite(params, max_abs(grads), opt, hyper,
                                                           step, P, S0, S1)
             if not proven and not update_is_finite(params, grads, state, opt, hyper, step, nw,
-                                                   threaded, uses):
+                                                   threaded, opts):
                 return total, b - first, 2
         if checked is None:
             backward_network(params, sizes, codes, loss_code, Yb, m, rows, A_buf, Z_buf,
@@ -633,9 +634,9 @@ def train_batches(X, Y, order, batch_size, first, last, sizes, codes, loss_code,
         total += batch_loss
         if checked is not None and checked and fused:
             _fused_update(params, grads, state, opt, hyper, step, nw, sizes, m, rows, A_buf,
-                          Z_buf, D_buf, threaded, uses)
+                          Z_buf, D_buf, threaded, opts)
         else:
-            apply_update(params, grads, state, opt, hyper, step, nw, threaded, uses)
+            apply_update(params, grads, state, opt, hyper, step, nw, threaded, opts)
         if checked is not None and checked and bounded:
             if proven:
                 P, S0, S1 = P2, S02, S12

@@ -73,6 +73,14 @@ class Uses:
             acts = range(SOFTMAX + 1)
         return cls(acts, loss, optimizer)
 
+    def optimizer_only(self):
+        """This set with its activations and loss left out: what the training driver passes
+        its update functions (``optimizer_only`` in compiled code), so nets that differ only
+        in activations or loss share their compiled updates."""
+        out = Uses()
+        out.mask = self.mask & ~((1 << _OPT_BIT) - 1)
+        return out
+
     def __eq__(self, other):
         return isinstance(other, Uses) and other.mask == self.mask
 
@@ -142,6 +150,24 @@ def without_optimizer(typingctx, uses):
     kernels take this, so training and inference share their compiled specialisations."""
     if isinstance(uses, UsesType):
         out = UsesType(uses.mask & ((1 << _OPT_BIT) - 1))
+
+        def codegen(context, builder, sig, args):
+            return cgutils.get_null_value(context.get_value_type(out))
+        return out(uses), codegen
+    if isinstance(uses, (types.NoneType, types.Omitted)):
+        return types.none(uses), lambda context, builder, sig, args: context.get_dummy_value()
+    return None
+
+
+@intrinsic
+def optimizer_only(typingctx, uses):
+    """``uses`` with its activations and loss left out (None stays None): the update
+    functions take this (``Uses.optimizer_only``), so a driver compiled for another
+    activation set or loss with the same optimizer finds them compiled (the update of a
+    threaded net is about 2.6 s of a cold compile, a checked net's three update functions
+    more; docs/performance.md)."""
+    if isinstance(uses, UsesType):
+        out = UsesType(uses.mask & ~((1 << _OPT_BIT) - 1))
 
         def codegen(context, builder, sig, args):
             return cgutils.get_null_value(context.get_value_type(out))
