@@ -50,7 +50,7 @@ from .kernels.activations import (ACTIVATION_CODES, ADAM, BINARY_CROSS_ENTROPY, 
 from .kernels.cpu import adam_range, hidden_delta, output_delta, sgd_range, weight_gradients
 from .kernels.cpu.network import (_act, _b, _delta, _w, _z, forward_network, n_weights,
                                   predict_network)
-from .kernels.cpu.uses import Uses
+from .kernels.cpu.uses import Uses, activations_only
 from .kernels.cpu.views import borrowed_2d, borrowed_flat
 from ._devices import parse_device
 from ._aligned import aligned_empty, aligned_zeros, driver_workspaces
@@ -149,7 +149,8 @@ def _batch_loss_grad(params, sizes, codes, loss_code, alpha, X, Y, sw, weighted,
         if l > 0:
             prev = _delta(D_buf, (L - l) % 2, m, sizes[l])
             hidden_delta(delta, _w(params, sizes, l), _z(Z_buf, sizes, rows, l, m),
-                         _act(A_buf, sizes, rows, l, m), codes[l - 1], prev, threaded, uses)
+                         _act(A_buf, sizes, rows, l, m), codes[l - 1], prev, threaded,
+                         activations_only(uses))
             delta = prev
     return loss, sws
 

@@ -57,7 +57,7 @@ MATCH = textwrap.dedent("""
     print(compiled)
     # another loss and output, the same optimizer: a driver of its own, the same update
     compiled.clear()
-    net2 = fastbp.Network([6, 8, 1], activation="relu", output="identity", loss="mse",
+    net2 = fastbp.Network([6, 8, 1], activation="tanh", output="identity", loss="mse",
                           dtype="float64", seed=0)
     net2.fit(X, rng.standard_normal(10), epochs=1, batch_size=4,
              optimizer=fastbp.SGD(lr=0.1, momentum=0.9))
@@ -73,7 +73,7 @@ def test_helper_compiles_what_the_driver_then_loads(checked):
     pass and a prediction after the fit compile nothing more: the helper compiled their
     stand-alone forward pass. The checked driver (``checked``) has a backward pass and
     update functions of its own; the same holds for them. A second net with another loss
-    and the same optimizer reuses the update functions."""
+    and the same optimizer reuses the update functions and the activation kernels."""
     env = dict(os.environ, FASTBP_COMPILE_HELPER="0")
     out = subprocess.run([sys.executable, "-c", MATCH, "checked" if checked else "plain"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
@@ -101,10 +101,11 @@ def test_helper_compiles_what_the_driver_then_loads(checked):
     # stand-alone forward pass, and the validation's loss takes the driver's target type
     assert "forward_network" in by_helper, by_helper
     assert after_driver == [], after_driver
-    # the update functions take the optimizer's part of ``uses`` only: a net that differs in
-    # loss and output compiles its own driver but finds them compiled
+    # the update functions take the optimizer's part of ``uses`` only, the layers' activation
+    # kernels its activations: a net that differs in loss and output (its hidden activation
+    # the same) compiles its own driver but finds them compiled
     assert "train_batches" in other_events, other_events
-    assert not set(update) & set(other_events), other_events
+    assert not set(update + ["bias_activation"]) & set(other_events), other_events
 
 
 def _fit_once(monkeypatch, started, cached=False, **net_kwargs):

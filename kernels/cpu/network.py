@@ -37,7 +37,8 @@ from .gradient_step import MOMENTUM as MOMENTUM_MODE, NESTEROV as NESTEROV_MODE
 from .gradients import bias_sums, weight_gradients
 from .gemm import _never_threaded, matmul_tn
 from .updates import adam_range, adam_range_finite, sgd_range, sgd_range_finite
-from .uses import has_optimizer, optimizer_only, uses_loss, uses_optimizer, without_optimizer
+from .uses import (activations_only, has_optimizer, optimizer_only, uses_loss, uses_optimizer,
+                   without_optimizer)
 from .views import borrowed_1d, borrowed_2d, borrowed_flat
 
 # hyper-parameter slots of the float64 ``hyper`` array the training driver takes
@@ -238,11 +239,12 @@ def forward_network(params, sizes, codes, m, rows, A_buf, Z_buf, threaded=None, 
     uses : Uses or None
         Compile only these activations (``uses.py``; None, the default: every one).
     """
+    acts = activations_only(uses)  # the layers' kernels: shared by nets of other losses
     for l in range(sizes.shape[0] - 1):
         forward(_act(A_buf, sizes, rows, l, m), _w(params, sizes, l),
                 _b(params, sizes, l), codes[l],
                 _z(Z_buf, sizes, rows, l + 1, m), _act(A_buf, sizes, rows, l + 1, m),
-                threaded, uses)
+                threaded, acts)
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline='always')
@@ -290,7 +292,8 @@ def backward_network(params, sizes, codes, loss_code, Y, m, rows, A_buf, Z_buf, 
         if l > 0:
             prev = _delta(D_buf, (L - l) % 2, m, sizes[l])
             hidden_delta(delta, _w(params, sizes, l), _z(Z_buf, sizes, rows, l, m),
-                         _act(A_buf, sizes, rows, l, m), codes[l - 1], prev, threaded, uses)
+                         _act(A_buf, sizes, rows, l, m), codes[l - 1], prev, threaded,
+                         activations_only(uses))
             delta = prev
 
 
@@ -707,7 +710,7 @@ def _deltas_and_gradients(params, sizes, codes, loss_code, Y, m, rows, A_buf, Z_
         if l > 0:
             prev = _delta(D_buf, (L - l) % 2, m, sizes[l])
             hidden_delta(delta, _w(params, sizes, l), _z(Z_buf, sizes, rows, l, m), A,
-                         codes[l - 1], prev, threaded, uses)
+                         codes[l - 1], prev, threaded, activations_only(uses))
             delta = prev
     return G
 

@@ -73,6 +73,14 @@ class Uses:
             acts = range(SOFTMAX + 1)
         return cls(acts, loss, optimizer)
 
+    def activations_only(self):
+        """This set with its loss and optimizer left out: what the layers' activation kernels
+        take (``activations_only`` in compiled code), so nets that differ only in loss or
+        optimizer share them."""
+        out = Uses()
+        out.mask = self.mask & ((1 << _LOSS_BIT) - 1)
+        return out
+
     def optimizer_only(self):
         """This set with its activations and loss left out: what the training driver passes
         its update functions (``optimizer_only`` in compiled code), so nets that differ only
@@ -148,8 +156,14 @@ def uses_optimizer(uses, code):
 def without_optimizer(typingctx, uses):
     """``uses`` with its optimizer left out (None stays None): the forward and backward
     kernels take this, so training and inference share their compiled specialisations."""
+    return _narrowed(uses, (1 << _OPT_BIT) - 1)
+
+
+def _narrowed(uses, keep):
+    """The typing of an intrinsic that keeps the bits ``keep`` of a ``Uses`` type (None
+    stays None)."""
     if isinstance(uses, UsesType):
-        out = UsesType(uses.mask & ((1 << _OPT_BIT) - 1))
+        out = UsesType(uses.mask & keep)
 
         def codegen(context, builder, sig, args):
             return cgutils.get_null_value(context.get_value_type(out))
@@ -160,21 +174,21 @@ def without_optimizer(typingctx, uses):
 
 
 @intrinsic
+def activations_only(typingctx, uses):
+    """``uses`` with its loss and optimizer left out (None stays None): the layers'
+    activation kernels (a layer's forward pass, its activation derivative) take this, so
+    a net with another loss or optimizer finds them compiled (``Uses.activations_only``)."""
+    return _narrowed(uses, (1 << _LOSS_BIT) - 1)
+
+
+@intrinsic
 def optimizer_only(typingctx, uses):
     """``uses`` with its activations and loss left out (None stays None): the update
     functions take this (``Uses.optimizer_only``), so a driver compiled for another
     activation set or loss with the same optimizer finds them compiled (the update of a
     threaded net is about 2.6 s of a cold compile, a checked net's three update functions
     more; docs/performance.md)."""
-    if isinstance(uses, UsesType):
-        out = UsesType(uses.mask & ~((1 << _OPT_BIT) - 1))
-
-        def codegen(context, builder, sig, args):
-            return cgutils.get_null_value(context.get_value_type(out))
-        return out(uses), codegen
-    if isinstance(uses, (types.NoneType, types.Omitted)):
-        return types.none(uses), lambda context, builder, sig, args: context.get_dummy_value()
-    return None
+    return _narrowed(uses, ~((1 << _OPT_BIT) - 1))
 
 
 def has_optimizer(uses, opt):
