@@ -24,6 +24,10 @@ from ..activations import (ADAM, BINARY_CROSS_ENTROPY, CROSS_ENTROPY, ELU, IDENT
 #: Bit offsets of the three kinds of code in the mask.
 _LOSS_BIT = 16
 _OPT_BIT = 24
+#: The mask's bits of activations; of activations and losses; of optimizers.
+_ACTIVATION_BITS = (1 << _LOSS_BIT) - 1
+_LAYER_BITS = (1 << _OPT_BIT) - 1
+_OPTIMIZER_BITS = ~_LAYER_BITS
 
 
 #: Activations with no transcendental function in their loops (softmax's exps are its own
@@ -73,20 +77,12 @@ class Uses:
             acts = range(SOFTMAX + 1)
         return cls(acts, loss, optimizer)
 
-    def activations_only(self):
-        """This set with its loss and optimizer left out: what the layers' activation kernels
-        take (``activations_only`` in compiled code), so nets that differ only in loss or
-        optimizer share them."""
-        out = Uses()
-        out.mask = self.mask & ((1 << _LOSS_BIT) - 1)
-        return out
-
     def optimizer_only(self):
         """This set with its activations and loss left out: what the training driver passes
         its update functions (``optimizer_only`` in compiled code), so nets that differ only
         in activations or loss share their compiled updates."""
         out = Uses()
-        out.mask = self.mask & ~((1 << _OPT_BIT) - 1)
+        out.mask = self.mask & _OPTIMIZER_BITS
         return out
 
     def __eq__(self, other):
@@ -156,7 +152,7 @@ def uses_optimizer(uses, code):
 def without_optimizer(typingctx, uses):
     """``uses`` with its optimizer left out (None stays None): the forward and backward
     kernels take this, so training and inference share their compiled specialisations."""
-    return _narrowed(uses, (1 << _OPT_BIT) - 1)
+    return _narrowed(uses, _LAYER_BITS)
 
 
 def _narrowed(uses, keep):
@@ -177,8 +173,8 @@ def _narrowed(uses, keep):
 def activations_only(typingctx, uses):
     """``uses`` with its loss and optimizer left out (None stays None): the layers'
     activation kernels (a layer's forward pass, its activation derivative) take this, so
-    a net with another loss or optimizer finds them compiled (``Uses.activations_only``)."""
-    return _narrowed(uses, (1 << _LOSS_BIT) - 1)
+    a net with another loss or optimizer finds them compiled."""
+    return _narrowed(uses, _ACTIVATION_BITS)
 
 
 @intrinsic
@@ -188,7 +184,7 @@ def optimizer_only(typingctx, uses):
     activation set or loss with the same optimizer finds them compiled (the update of a
     threaded net is about 2.6 s of a cold compile, a checked net's three update functions
     more; docs/performance.md)."""
-    return _narrowed(uses, ~((1 << _OPT_BIT) - 1))
+    return _narrowed(uses, _OPTIMIZER_BITS)
 
 
 def has_optimizer(uses, opt):
