@@ -15,9 +15,11 @@ from fastbp.kernels.cpu import network as K
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# A cold process: the helper's compile, then a fit of the same net as the engine runs it when
-# a helper was started (a stand-in process that has already finished), recording which
-# functions each one compiles, in order.
+# A cold process: for a plain fit, then for a checked one (a net of the same shape and
+# optimizer), the helper's compile and then a fit as the engine runs it when a helper was
+# started (a stand-in process that has already finished), recording which functions each
+# compiles, in order; then a net with another loss. One process for both drivers: they
+# share their forward pass and products, which a second cold process compiled again.
 MATCH = textwrap.dedent("""
     import os, sys, tempfile
     os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp()
@@ -26,9 +28,6 @@ MATCH = textwrap.dedent("""
     import fastbp
     from fastbp import _compile_helper as ch
     from fastbp import training
-    checked = sys.argv[1] == "checked"
-    if checked:  # no recovery snapshot: the checked driver, as for nets above 4 MiB
-        training.SNAPSHOT_MAX_BYTES = 0
     compiled = []
     class Listener(ev.Listener):
         def on_start(self, event):
@@ -36,26 +35,32 @@ MATCH = textwrap.dedent("""
         def on_end(self, event):
             compiled.append("/" + event.data["dispatcher"].py_func.__qualname__)
     ev.register("numba:compile", Listener())
-    net = fastbp.Network([6, 8, 3], activation="tanh", output="softmax",
-                         loss="cross_entropy", dtype="float64", seed=0)
-    opt = fastbp.SGD(lr=0.1, momentum=0.9)
-    ch.compile_backward(ch.spec(net._engine, 4, opt.code, opt.n_state, None, checked))
-    by_helper = list(compiled)
-    compiled.clear()
     class Finished:
         returncode = 0
         def poll(self):
             return 0
         def wait(self, timeout=None):
             return 0
-    ch.maybe_start = lambda *args: Finished()
+    helper_start = ch.maybe_start
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((10, 6)), rng.integers(0, 3, 10)
-    net.fit(X, y, epochs=1, batch_size=4, optimizer=opt, validation_data=(X[:3], y[:3]))
-    net.predict(X)
-    print(by_helper)
-    print(compiled)
-    # another loss and output, the same optimizer: a driver of its own, the same update
+    for checked in (False, True):
+        if checked:  # no recovery snapshot: the checked driver, as for nets above 4 MiB
+            training.SNAPSHOT_MAX_BYTES = 0
+        net = fastbp.Network([6, 8, 3], activation="tanh", output="softmax",
+                             loss="cross_entropy", dtype="float64", seed=0)
+        opt = fastbp.SGD(lr=0.1, momentum=0.9)
+        compiled.clear()
+        ch.compile_backward(ch.spec(net._engine, 4, opt.code, opt.n_state, None, checked))
+        print(list(compiled))
+        compiled.clear()
+        ch.maybe_start = lambda *args: Finished()
+        net.fit(X, y, epochs=1, batch_size=4, optimizer=opt, validation_data=(X[:3], y[:3]))
+        net.predict(X)
+        ch.maybe_start = helper_start
+        print(list(compiled))
+    # another loss and output, the same optimizer (checked too): a driver of its own, the
+    # same update
     compiled.clear()
     net2 = fastbp.Network([6, 8, 1], activation="tanh", output="identity", loss="mse",
                           dtype="float64", seed=0)
@@ -65,47 +70,53 @@ MATCH = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("checked", [False, True], ids=["unchecked", "checked"])
-def test_helper_compiles_what_the_driver_then_loads(checked):
+def test_helper_compiles_what_the_driver_then_loads():
     """After the helper's compile, the driver's own compile compiles none of the backward
     kernels again: the helper gave them the driver's argument types. The update is compiled
     once, in this process, before the driver (which then finds it compiled). The validation
     pass and a prediction after the fit compile nothing more: the helper compiled their
-    stand-alone forward pass. The checked driver (``checked``) has a backward pass and
-    update functions of its own; the same holds for them. A second net with another loss
-    and the same optimizer reuses the update functions and the activation kernels."""
+    stand-alone forward pass. The checked driver has a backward pass and update functions
+    of its own; the same holds for them (the kernels it shares with the plain driver, which
+    the same process compiled just before, it compiles neither in the helper nor in the fit).
+    A second net with another loss and the same optimizer reuses the update functions and
+    the activation kernels."""
     env = dict(os.environ, FASTBP_COMPILE_HELPER="0")
-    out = subprocess.run([sys.executable, "-c", MATCH, "checked" if checked else "plain"],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    out = subprocess.run([sys.executable, "-c", MATCH], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
-    helper_events, fit_events, other_events = [eval(line) for line in
-                                                out.stdout.strip().splitlines()[-3:]]
-    # compile starts (ends are "/name"); and what the fit compiled after the driver was done
-    by_helper = [e for e in helper_events if not e.startswith("/")]
-    by_fit = [e for e in fit_events if not e.startswith("/")]
-    after_driver = [e for e in fit_events[fit_events.index("/train_batches") + 1:]
-                    if not e.startswith("/")]
+    events = [eval(line) for line in out.stdout.strip().splitlines()[-5:]]
     backward = {"matmul_nt", "matmul_tn", "output_delta", "mul_activation_grad_2d"}
-    update = ["apply_update"]
-    if checked:
-        backward |= {"_deltas_and_gradients", "_fused_layers_gradients"}
-        update += ["update_is_finite", "_fused_update"]
-    assert backward <= set(by_helper), by_helper  # the helper did compile them...
-    assert not backward & set(by_fit), by_fit  # ...and the fit compiled none of them again
-    assert not set(update + ["sgd_range"]) & set(by_helper), by_helper  # this process's
-    for name in update:
-        assert by_fit.count(name) == 1, (name, by_fit)
-        assert by_fit.index(name) < by_fit.index("train_batches"), by_fit
-    assert "train_batches" in by_fit
-    # the validation pass and the prediction compile nothing more: the helper made their
-    # stand-alone forward pass, and the validation's loss takes the driver's target type
-    assert "forward_network" in by_helper, by_helper
-    assert after_driver == [], after_driver
+    checked_backward = {"_deltas_and_gradients", "_fused_layers_gradients"}
+    plain_update, checked_update = ["apply_update"], ["update_is_finite", "_fused_update"]
+    for helper_events, fit_events, want, update in (
+            (events[0], events[1], backward, plain_update),
+            (events[2], events[3], checked_backward, checked_update)):
+        # compile starts (ends are "/name"); and what the fit compiled after the driver
+        by_helper = [e for e in helper_events if not e.startswith("/")]
+        by_fit = [e for e in fit_events if not e.startswith("/")]
+        after_driver = [e for e in fit_events[fit_events.index("/train_batches") + 1:]
+                        if not e.startswith("/")]
+        assert want <= set(by_helper), by_helper  # the helper did compile them...
+        # ...and the fit compiled none of them again
+        assert not (backward | checked_backward) & set(by_fit), by_fit
+        assert not set(plain_update + checked_update + ["sgd_range"]) & set(by_helper), \
+            by_helper  # this process's
+        for name in update:
+            assert by_fit.count(name) == 1, (name, by_fit)
+            assert by_fit.index(name) < by_fit.index("train_batches"), by_fit
+        assert "train_batches" in by_fit
+        # the validation pass and the prediction compile nothing more: the helper made their
+        # stand-alone forward pass (the plain one's, which the checked fit's shares), and the
+        # validation's loss takes the driver's target type
+        assert after_driver == [], after_driver
+    assert "forward_network" in events[0], events[0]
+    assert "apply_update" not in events[3], events[3]  # the plain driver's, shared
     # the update functions take the optimizer's part of ``uses`` only, the layers' activation
     # kernels its activations: a net that differs in loss and output (its hidden activation
     # the same) compiles its own driver but finds them compiled
-    assert "train_batches" in other_events, other_events
-    assert not set(update + ["bias_activation"]) & set(other_events), other_events
+    other = events[4]
+    assert "train_batches" in other, other
+    assert not set(plain_update + checked_update + ["bias_activation"]) & set(other), other
 
 
 def _fit_once(monkeypatch, started, cached=False, **net_kwargs):
