@@ -217,9 +217,10 @@ def test_unthreaded_training_compiles_no_parallel_code():
     """``train_batches`` with ``threaded`` and ``checked`` left as None (every small network's
     fit) references none of the parallel functions (products, batch gather, update) nor the
     update check: each is pruned at compile time (``threaded is not None``), so a cold start
-    never builds them. With the flags set the same driver does reference them. A fresh uncached
-    copy of the driver, so its LLVM IR can be inspected. With the network's ``uses`` (as every
-    fit passes), so only its activations, loss and optimizer are compiled."""
+    never builds them. With the flags set the same driver does reference them. The unthreaded
+    one from a fresh uncached copy of the driver, so its LLVM IR can be inspected; the threaded
+    one from a checked fit's. With the network's ``uses`` (as every fit passes), so only its
+    activations, loss and optimizer are compiled."""
     from fastbp.kernels.cpu import network as N
     from fastbp.kernels.cpu.uses import Uses
 
@@ -237,14 +238,22 @@ def test_unthreaded_training_compiles_no_parallel_code():
     uses = Uses.for_network(codes, 2, 0)  # cross-entropy, SGD: the codes in args (and the
     # kernels most fits compile, so the callees come from the cache)
     fresh(*args, None, None, uses)
-    # the positive control threaded as the engine passes it for nets with no streamed layer
-    # (an integer): the callees are then those of the checked, threaded fits other tests run
-    # (test_gradient_step.py), not a set of their own (about 40 s of a cold suite with True)
-    fresh(*args, gemm.THREADED_NO_STREAM, True, uses)
-    irs = {tuple(str(t) for t in sig[19:21]): ir for sig, ir in fresh.inspect_llvm().items()}
     markers = ("_parallel", "update_is_finite")
-    assert not [m for m in markers if m in irs[("none", "none")]]
-    assert all(m in irs[("int64", "bool")] for m in markers)
+    ir = next(iter(fresh.inspect_llvm().values()))
+    assert not [m for m in markers if m in ir]
+    # the positive control: the same driver, threaded as the engine passes it for nets with
+    # no streamed layer (an integer) and checked, as test_gradient_step's fits compile it (a
+    # fresh copy would compile that driver a second time), read from the dispatcher's
+    # linking module: its optimised IR, also where it was loaded from the cache
+    from test_gradient_step import BATCH, SIZES, _data, _fit
+    X, Y = _data(np.float32)
+    assert _fit(SIZES, np.float32, "sgd", True, X, Y, BATCH, 1)[4]
+    threaded_checked = [cres for sig, cres in N.train_batches.overloads.items()
+                        if (str(sig[19]), str(sig[20])) == ("int64", "bool")]
+    assert threaded_checked
+    for cres in threaded_checked:
+        ir = str(cres.library._get_module_for_linking())
+        assert all(m in ir for m in markers), [m for m in markers if m not in ir]
 
 
 @pytest.mark.parametrize("name, features, want", [
