@@ -134,15 +134,18 @@ def expected_fit_bytes(sizes, batch, n, n_state, dtype="float32"):
 
 class StepRunner:
     """One workload's minibatch steps through the compiled driver ``train_batches``, with
-    buffers laid out by its documented contract and the same ``threaded`` and ``checked``
-    arguments fit would pass (what fit runs, without fit's Python)."""
+    buffers laid out by its documented contract and the arguments fit would pass: read-only
+    data, the same ``threaded`` and ``checked``, and the network's ``uses`` (so the same
+    specialisation: what fit runs, without fit's Python)."""
 
     def __init__(self, sizes, batch, n, dtype="float32"):
+        from fastbp._validation import read_only
         from fastbp.kernels import ACTIVATION_CODES, LOSS_CODES
+        from fastbp.kernels.cpu.uses import Uses
         net = make_network(sizes, dtype)
         opt = make_optimizer()
-        self.X, y = make_data(sizes, n, dtype)
-        self.Y = one_hot(y, sizes[-1], dtype)
+        X, y = make_data(sizes, n, dtype)
+        self.X, self.Y = read_only(X), read_only(one_hot(y, sizes[-1], dtype))
         self.order = np.random.default_rng(SEED).permutation(n).astype(np.int64)
         self.batch = batch
         self.n_batches = -(-n // batch)
@@ -154,6 +157,7 @@ class StepRunner:
         self.grads = np.empty_like(self.params)
         self.state = np.zeros((opt.n_state, self.params.shape[0]), dtype)
         self.opt_code = opt.code
+        self.uses = Uses.for_network(self.codes, self.loss_code, self.opt_code)
         self.hyper = opt.hyper(0, 1)
         self.step = np.zeros(2, dtype=np.int64)
         rows = min(batch, n)
@@ -173,4 +177,4 @@ class StepRunner:
         return train_batches(self.X, self.Y, self.order, self.batch, first, last, self.sizes,
                              self.codes, self.loss_code, self.params, self.grads, self.state,
                              self.opt_code, self.hyper, self.step, self.A_buf, self.Z_buf,
-                             self.D_buf, self.Y_buf, self.threaded, self.checked)
+                             self.D_buf, self.Y_buf, self.threaded, self.checked, self.uses)
