@@ -131,7 +131,8 @@ def stop(proc):
 
 
 def compile_backward(spec):
-    """Compile, without running them, ``backward_network`` for the argument types
+    """Compile, without running them, the backward pass (``backward_network``, or for a
+    checked or threaded driver ``_deltas_and_gradients``) for the argument types
     ``train_batches`` gives it on the network ``spec`` describes, then the stand-alone
     ``forward_network`` that a fit's validation pass and later predictions call (the driver
     inlines its own forward pass, so they compile it once more after the first epoch's
@@ -146,13 +147,14 @@ def compile_backward(spec):
     grads = aligned_zeros(engine.n_params, engine.dtype)
     A_buf, Z_buf, D_buf, Y_buf = engine._workspace(rows)
     acts = engine._uses  # the driver's ``without_optimizer(uses)``
+    deltas = (K._deltas_and_gradients, (engine.params, engine.sizes, engine.codes,
+                                        engine.loss_code, Y_buf, rows, rows, A_buf, Z_buf,
+                                        D_buf, grads, True, True, threaded, acts))
     if spec["checked"]:  # the checked driver's backward pass: two functions of its own
-        backward = ((K._deltas_and_gradients, (engine.params, engine.sizes, engine.codes,
-                                               engine.loss_code, Y_buf, rows, rows, A_buf,
-                                               Z_buf, D_buf, grads, True, True, threaded,
-                                               acts)),
-                    (K._fused_layers_gradients, (engine.sizes, rows, rows, A_buf, Z_buf, grads,
-                                                 threaded)))
+        backward = (deltas, (K._fused_layers_gradients, (engine.sizes, rows, rows, A_buf, Z_buf,
+                                                         grads, threaded)))
+    elif threaded is not None:  # threaded: the backward pass that can fuse (train_batches)
+        backward = (deltas,)
     else:
         backward = ((K.backward_network, (engine.params, engine.sizes, engine.codes,
                                           engine.loss_code, Y_buf, rows, rows, A_buf, Z_buf,
@@ -169,16 +171,17 @@ def compile_update(params, grads, state, opt, hyper, step, nw, threaded, uses, c
                    rows, A_buf, Z_buf, D_buf):
     """Compile, in this process and without running them, the update functions for the
     argument types ``train_batches`` (given these arguments) passes them: ``apply_update``,
-    and for the checked driver (``checked`` True) ``update_is_finite`` and ``_fused_update``.
-    The driver then finds them compiled. The engine calls it while a helper compiles the
-    backward pass."""
+    for the checked driver (``checked`` True) ``update_is_finite``, and for a threaded one
+    ``_fused_update``. The driver then finds them compiled. The engine calls it while a
+    helper compiles the backward pass."""
     from .kernels.cpu import network as K
     uses = uses.optimizer_only()  # as the driver passes it (``uses.optimizer_only``)
     calls = [(K.apply_update, (params, grads, state, opt, hyper, step, nw, threaded, uses))]
-    if checked:
-        calls = [(K.update_is_finite, calls[0][1]),
-                 (K._fused_update, (params, grads, state, opt, hyper, step, nw, sizes, rows,
+    if threaded is not None:
+        calls = [(K._fused_update, (params, grads, state, opt, hyper, step, nw, sizes, rows,
                                     rows, A_buf, Z_buf, D_buf, threaded, uses))] + calls
+    if checked:
+        calls = [(K.update_is_finite, calls[-1][1])] + calls
     for fn, args in calls:
         fn.compile(tuple(fn.typeof_pyval(a) for a in args))
 
