@@ -100,6 +100,19 @@ def rss_bytes():
         return 0
 
 
+def release_free_memory():
+    """Collect garbage, then ask the C allocator to hand its free pages back to the system
+    (glibc's ``malloc_trim``; elsewhere only the collection), so that the next allocations
+    show up in the resident set instead of reusing memory that was already resident."""
+    import ctypes
+    import gc
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def reset_peak_rss():
     """Reset the kernel's peak-RSS mark (VmHWM) of this process; False where unsupported."""
     try:
