@@ -11,8 +11,7 @@ import numpy as np
 
 from .common import (WORKLOADS, StepRunner, expected_fit_bytes, floor_samples_per_s,
                      make_data, make_network, make_optimizer, peak_rss_bytes, release_free_memory,
-                     reset_peak_rss,
-                     rss_bytes, sgemm_rate)
+                     reset_peak_rss, rss_bytes, sgemm_rate)
 
 NAMES = list(WORKLOADS)
 DTYPES = ["float32", "float64"]

@@ -176,12 +176,14 @@ def compile_update(params, grads, state, opt, hyper, step, nw, threaded, uses, c
     helper compiles the backward pass."""
     from .kernels.cpu import network as K
     uses = uses.optimizer_only()  # as the driver passes it (``uses.optimizer_only``)
-    calls = [(K.apply_update, (params, grads, state, opt, hyper, step, nw, threaded, uses))]
-    if threaded is not None:
-        calls = [(K._fused_update, (params, grads, state, opt, hyper, step, nw, sizes, rows,
-                                    rows, A_buf, Z_buf, D_buf, threaded, uses))] + calls
+    update_args = (params, grads, state, opt, hyper, step, nw, threaded, uses)
+    calls = []
     if checked:
-        calls = [(K.update_is_finite, calls[-1][1])] + calls
+        calls.append((K.update_is_finite, update_args))
+    if threaded is not None:
+        calls.append((K._fused_update, (params, grads, state, opt, hyper, step, nw, sizes, rows,
+                                        rows, A_buf, Z_buf, D_buf, threaded, uses)))
+    calls.append((K.apply_update, update_args))
     for fn, args in calls:
         fn.compile(tuple(fn.typeof_pyval(a) for a in args))
 
