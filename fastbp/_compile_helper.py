@@ -137,6 +137,12 @@ def compile_backward(spec):
     ``forward_network`` that a fit's validation pass and later predictions call (the driver
     inlines its own forward pass, so they compile it once more after the first epoch's
     batches). Their callees go into the compile cache as they are compiled."""
+    for fn, types in backward_calls(spec):
+        fn.compile(types)
+
+
+def backward_calls(spec):
+    """``compile_backward``'s work: (dispatcher, argument types) pairs, in order."""
     from ._aligned import aligned_zeros
     from ._engine_cpu import CPUEngine
     from .kernels.cpu import network as K
@@ -147,24 +153,42 @@ def compile_backward(spec):
     grads = aligned_zeros(engine.n_params, engine.dtype)
     A_buf, Z_buf, D_buf, Y_buf = engine._workspace(rows)
     acts = engine._uses  # the driver's ``without_optimizer(uses)``
-    deltas = (K._deltas_and_gradients, (engine.params, engine.sizes, engine.codes,
-                                        engine.loss_code, Y_buf, rows, rows, A_buf, Z_buf,
-                                        D_buf, grads, True, True, threaded, acts))
+
+    def deltas(measure):  # ``_deltas_and_gradients``' call, fusing
+        return (K._deltas_and_gradients, (engine.params, engine.sizes, engine.codes,
+                                          engine.loss_code, Y_buf, rows, rows, A_buf, Z_buf,
+                                          D_buf, grads, True, measure, threaded, acts))
+
     if spec["checked"]:  # the checked driver's backward pass: two functions of its own
-        backward = (deltas, (K._fused_layers_gradients, (engine.sizes, rows, rows, A_buf, Z_buf,
-                                                         grads, threaded)))
-    elif threaded is not None:  # threaded: the backward pass that can fuse (train_batches)
-        backward = (deltas,)
+        backward = (deltas(True), (K._fused_layers_gradients, (engine.sizes, rows, rows, A_buf,
+                                                               Z_buf, grads, threaded)))
+    elif threaded is not None:  # threaded: the backward pass that can fuse (train_batches),
+        # which passes a constant ``measure=False``: Numba types it as the literal False (and
+        # prunes the measuring branches), and so must this compile, or it makes another one
+        backward = (deltas(Literal(False)),)
     else:
         backward = ((K.backward_network, (engine.params, engine.sizes, engine.codes,
                                           engine.loss_code, Y_buf, rows, rows, A_buf, Z_buf,
                                           D_buf, grads, threaded, acts)),)
     # then the forward pass as ``CPUEngine._forward_blocks`` and ``_loss_and_gradients`` call
     # it after a fit
-    for fn, args in backward + ((K.forward_network, (engine.params, engine.sizes,
-                                                     engine.codes, rows, rows, A_buf, Z_buf,
-                                                     threaded, acts)),):
-        fn.compile(tuple(fn.typeof_pyval(a) for a in args))
+    forward = (K.forward_network, (engine.params, engine.sizes, engine.codes, rows, rows, A_buf,
+                                   Z_buf, threaded, acts))
+    return [(fn, _types(fn, args)) for fn, args in backward + (forward,)]
+
+
+class Literal:
+    """An argument that the driver passes as a constant, so Numba types it as a literal."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+def _types(fn, args):
+    """The argument types ``fn`` gets called with from compiled code for ``args``."""
+    from numba import types
+    return tuple(types.literal(a.value) if isinstance(a, Literal) else fn.typeof_pyval(a)
+                 for a in args)
 
 
 def compile_update(params, grads, state, opt, hyper, step, nw, threaded, uses, checked, sizes,
@@ -185,7 +209,7 @@ def compile_update(params, grads, state, opt, hyper, step, nw, threaded, uses, c
                                         rows, A_buf, Z_buf, D_buf, threaded, uses)))
     calls.append((K.apply_update, update_args))
     for fn, args in calls:
-        fn.compile(tuple(fn.typeof_pyval(a) for a in args))
+        fn.compile(_types(fn, args))
 
 
 if __name__ == "__main__":

@@ -121,6 +121,59 @@ def test_helper_compiles_what_the_driver_then_loads():
     assert not set(plain_update + checked_update + ["bias_activation"]) & set(other), other
 
 
+# A cold process, for a threaded net: the argument types each threaded driver (plain, then
+# checked) asks ``_deltas_and_gradients`` for, recorded as its compile starts and then cut
+# short (only the forward pass is compiled first), and the helper's for the same fit.
+THREADED_MATCH = textwrap.dedent("""
+    import os, tempfile
+    os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp()
+    import numpy as np
+    import fastbp
+    from fastbp import _compile_helper as ch
+    from fastbp import training
+    from fastbp.kernels.cpu import network as K
+    class Recorded(Exception):
+        pass
+    asked = []
+    def record(sig):
+        asked.append(tuple(sig))
+        raise Recorded
+    K._deltas_and_gradients.compile = record
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((32, 64)).astype(np.float32), rng.integers(0, 4, 32)
+    for checked in (False, True):
+        if checked:
+            training.SNAPSHOT_MAX_BYTES = 0
+        net = fastbp.Network([64, 256, 256, 4], dtype="float32", seed=0)
+        opt = fastbp.SGD(lr=0.01, momentum=0.9)
+        asked.clear()
+        try:
+            net.fit(X, y, epochs=1, batch_size=16, optimizer=opt)
+        except Exception:
+            pass
+        eng = net._engine
+        spec = ch.spec(eng, 16, opt.code, opt.n_state, eng._fit_threaded, checked)
+        fn, helper_types = ch.backward_calls(spec)[0]
+        assert fn is K._deltas_and_gradients
+        print(repr((eng._fit_threaded, eng._checked, str(asked[:1]), str([helper_types]))))
+""")
+
+
+def test_helper_gives_threaded_drivers_their_backward_types():
+    """Both threaded drivers find the helper's ``_deltas_and_gradients`` in the cache: the
+    helper compiles it for the very argument types they ask for (the plain one passes a
+    constant, typed as a literal, which a compile from Python values does not give)."""
+    env = dict(os.environ, FASTBP_COMPILE_HELPER="0")
+    out = subprocess.run([sys.executable, "-c", THREADED_MATCH], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    rows = [eval(line) for line in out.stdout.strip().splitlines()[-2:]]
+    assert [r[1] for r in rows] == [None, True]  # the plain driver, then the checked one
+    for threaded, _, asked, helper in rows:
+        assert threaded is not None  # a threaded driver, as the test means
+        assert asked != "[]" and asked == helper, (asked, helper)
+
+
 def _fit_once(monkeypatch, started, cached=False, **net_kwargs):
     """One small fit with the helper's decision observed: ``started`` collects the specs
     ``start`` is asked for (nothing is started)."""
