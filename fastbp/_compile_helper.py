@@ -162,10 +162,10 @@ def backward_calls(spec):
     if spec["checked"]:  # the checked driver's backward pass: two functions of its own
         backward = (deltas(True), (K._fused_layers_gradients, (engine.sizes, rows, rows, A_buf,
                                                                Z_buf, grads, threaded)))
-    elif threaded is not None:  # threaded: the backward pass that can fuse (train_batches),
-        # which passes a constant ``measure=False``: Numba types it as the literal False (and
-        # prunes the measuring branches), and so must this compile, or it makes another one
-        backward = (deltas(Literal(False)),)
+    elif threaded is not None:  # threaded: the backward pass that can fuse (train_batches;
+        # it passes ``measure`` as a bool, never the constant, whose literal type would ask for
+        # another specialisation than this one: tests/test_compile_helper.py compares them)
+        backward = (deltas(False),)
     else:
         backward = ((K.backward_network, (engine.params, engine.sizes, engine.codes,
                                           engine.loss_code, Y_buf, rows, rows, A_buf, Z_buf,
@@ -177,18 +177,9 @@ def backward_calls(spec):
     return [(fn, _types(fn, args)) for fn, args in backward + (forward,)]
 
 
-class Literal:
-    """An argument that the driver passes as a constant, so Numba types it as a literal."""
-
-    def __init__(self, value):
-        self.value = value
-
-
 def _types(fn, args):
-    """The argument types ``fn`` gets called with from compiled code for ``args``."""
-    from numba import types
-    return tuple(types.literal(a.value) if isinstance(a, Literal) else fn.typeof_pyval(a)
-                 for a in args)
+    """The argument types of a call of ``fn`` with ``args`` (as ``fn``'s dispatcher types them)."""
+    return tuple(fn.typeof_pyval(a) for a in args)
 
 
 def compile_update(params, grads, state, opt, hyper, step, nw, threaded, uses, checked, sizes,

@@ -161,8 +161,8 @@ THREADED_MATCH = textwrap.dedent("""
 
 def test_helper_gives_threaded_drivers_their_backward_types():
     """Both threaded drivers find the helper's ``_deltas_and_gradients`` in the cache: the
-    helper compiles it for the very argument types they ask for (the plain one passes a
-    constant, typed as a literal, which a compile from Python values does not give)."""
+    helper compiles it for the very argument types they ask for. (A constant argument in the
+    driver's call, typed as a literal, had made the plain driver ask for another one.)"""
     env = dict(os.environ, FASTBP_COMPILE_HELPER="0")
     out = subprocess.run([sys.executable, "-c", THREADED_MATCH], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=600)

@@ -640,8 +640,12 @@ def train_batches(X, Y, order, batch_size, first, last, sizes, codes, loss_code,
                 # snapshot at chunk boundaries still guards against divergence). Measured on
                 # mnist-sized nets, 1.17-1.20x the epochs of the separate passes.
                 fused = _fuses_any(m, sizes, params, threaded)
+                # ``measure`` a bool False, not the constant: Numba would type that as a
+                # literal and compile a second specialisation, besides the checked driver's
+                # (which compiles this branch too) and the compile helper's
                 _deltas_and_gradients(params, sizes, codes, loss_code, Yb, m, rows, A_buf,
-                                      Z_buf, D_buf, grads, fused, False, threaded, acts)
+                                      Z_buf, D_buf, grads, fused, np.bool_(False), threaded,
+                                      acts)
             else:
                 backward_network(params, sizes, codes, loss_code, Yb, m, rows, A_buf, Z_buf,
                                  D_buf, grads, threaded, acts)
@@ -765,7 +769,9 @@ def _fused_update(params, grads, state, opt, hyper, step, nw, sizes, m, rows, A_
     s0 = state[0] if state.shape[0] > 0 else params  # unused without state
     s1 = state[1] if state.shape[0] > 1 else params
     work = D_buf[0]  # the deltas are all in their Z slots now
-    lo = 0
+    # np.int64, not the constant 0: Numba would also compile _update_range for the first
+    # iteration's literal 0 (``Literal[int](0)``), a second specialisation never called
+    lo = np.int64(0)
     for l in range(sizes.shape[0] - 1):
         hi = lo + sizes[l] * sizes[l + 1]
         if fuses(m, sizes[l], sizes[l + 1], params, threaded):
