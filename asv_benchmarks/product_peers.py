@@ -40,6 +40,11 @@ THREADED = gemm.THREADED_NO_STREAM
 #: last parallel region, and on two cores those threads would slow the next framework's (as
 #: compare.py's pause).
 PAUSE = 0.1
+#: Seconds of untimed calls after each pause. On the Intel VM (twentieth session) the first
+#: milliseconds after a pause this long ran slowly (the vCPUs idle, then waking): timed at
+#: once, mnist's two-thread products read 13-37 GFLOP/s, fastbp's and PyTorch's alike,
+#: against 144-250 in a loop without pauses; one untimed call was not enough.
+WARM = 0.05
 
 
 def products(sizes, batch, dtype, seed=0):
@@ -137,10 +142,11 @@ def runners(kind, A, B, torch=None):
 
 
 def measure(sizes, batch, dtype="float32", threads=(2,), rounds=7, frameworks=None,
-            out=print, pause=PAUSE):
+            out=print, pause=PAUSE, warm=WARM):
     """GFLOP/s per product, framework and thread count (medians over interleaved rounds):
     ``{(threads, label): {framework: GFLOP/s}}``. ``frameworks``: a subset of fastbp, numpy,
-    torch (torch only where installed). ``pause``: seconds before each timing (``PAUSE``)."""
+    torch (torch only where installed). ``pause``: seconds before each timing (``PAUSE``), ``warm``:
+    of untimed calls then (``WARM``)."""
     try:
         import torch
     except ImportError:
@@ -175,6 +181,9 @@ def measure(sizes, batch, dtype="float32", threads=(2,), rounds=7, frameworks=No
                         f = run[name][0]
                         reps = max(1, int(2e8 // fl))
                         time.sleep(pause)
+                        t0 = time.perf_counter()  # untimed calls first (see WARM)
+                        while time.perf_counter() - t0 < warm:
+                            f()
                         t0 = time.perf_counter()
                         for _ in range(reps):
                             f()

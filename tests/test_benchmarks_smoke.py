@@ -220,7 +220,8 @@ def test_product_peers_script_checks_and_times_every_product():
     before = numba.get_num_threads()
     lines = []
     rates = product_peers.measure([24, 40, 8], 16, threads=(1,), rounds=1,
-                                  frameworks=("fastbp", "numpy"), out=lines.append, pause=0)
+                                  frameworks=("fastbp", "numpy"), out=lines.append, pause=0,
+                                  warm=0)
     assert numba.get_num_threads() == before
     labels = [label for (_, label) in rates]
     # layer 1: A @ W, A.T @ D, step; layer 2: the same and its delta D @ W.T
