@@ -9,7 +9,9 @@ timing (in the run's dtype), and the table reports medians over the rounds, so a
 on a shared machine hits everyone alike. A framework's timing in a round covers as many
 consecutive epochs as it needs for at least ``MIN_TIMED`` seconds (counted once, during
 warm-up): a single 1 ms epoch right after another framework ran measures cache and
-branch-predictor warm-up more than training. Peers run only where installed
+branch-predictor warm-up more than training. Before it, after a pause that lets the previous
+framework's threads stop spinning, the framework runs untimed epochs for ``WARM`` seconds
+(the first milliseconds after an idle pause run slowly). Peers run only where installed
 (``pip install -e ".[peers]"``):
 
   numpy      the same step written in plain NumPy (BLAS products, NumPy elementwise)
@@ -47,6 +49,11 @@ else:
 
 PAUSE = 0.15  # seconds between timed epochs of different frameworks
 MIN_TIMED = 0.1  # seconds of consecutive epochs per timing
+#: Seconds of untimed epochs (at least one) after each pause, before the timing: on the Intel
+#: VM the first milliseconds after an idle pause ran slowly for every framework (mnist
+#: epochs timed straight after a 0.1 s sleep: medians 54-67 ms against 49-51 without one,
+#: twentieth session), so a timing measures the steady state a long fit runs in.
+WARM = 0.05
 FRAMEWORKS = ["fastbp", "numpy", "torch", "jax-step", "jax-scan", "sklearn"]
 #: Hidden layers' activation (``--activation``), read by every trainer when it is built.
 ACT = "relu"
@@ -348,6 +355,14 @@ def xla_gemm_rate(dtype="float32", n=2048, reps=1):
     return 2.0 * a.shape[0] ** 3 / float(np.median(times))
 
 
+def _warm(run):
+    """``run()`` untimed, at least once and for ``WARM`` seconds."""
+    t = time.perf_counter()
+    run()
+    while time.perf_counter() - t < WARM:
+        run()
+
+
 def compare_workload(name, sizes, batch, n, frameworks, rounds, dtype="float32", log=print):
     """Interleaved epochs of every framework plus one GEMM timing per round (in ``dtype``);
     returns a dict."""
@@ -378,6 +393,7 @@ def compare_workload(name, sizes, batch, n, frameworks, rounds, dtype="float32",
             # let the previous framework's worker threads (OpenBLAS, OpenMP, Eigen) stop
             # spin-waiting first, so no framework pays for another's idle pool
             time.sleep(PAUSE)
+            _warm(tr.epoch)
             t = time.perf_counter()
             for _ in range(reps[fw]):
                 tr.epoch()
@@ -468,6 +484,8 @@ def cost_curve(dtype="float32", log=print, rounds=5):
         ts, rates = [], []
         for _ in range(rounds):
             time.sleep(PAUSE)  # NumPy's BLAS threads (the GEMM below) stop spinning first
+            _warm(lambda: net.fit(X[:2 * batch], y[:2 * batch], epochs=1, batch_size=batch,
+                                  optimizer=opt))
             t = time.perf_counter()
             net.fit(X, y, epochs=1, batch_size=batch, optimizer=opt, shuffle=False)
             ts.append((time.perf_counter() - t) / steps)
