@@ -74,6 +74,16 @@ def sgemm_rate(n=2048, reps=3, dtype="float32"):
     return 2.0 * n ** 3 / float(np.median(times))
 
 
+def warm_up(run, seconds):
+    """``run()`` untimed, at least once and until ``seconds`` have passed: after an idle
+    pause the first milliseconds run slowly on the Intel VM (docs/performance.md, twentieth
+    session), so the comparison scripts time only what follows."""
+    t = time.perf_counter()
+    run()
+    while time.perf_counter() - t < seconds:
+        run()
+
+
 def floor_samples_per_s(sizes, rate):
     """Samples/s at the GEMM floor for a measured FLOP/s ``rate``."""
     return rate / flops_per_sample(sizes)

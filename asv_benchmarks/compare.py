@@ -42,10 +42,10 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make ``common`` importable
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from common import (LR, MOMENTUM, WORKLOADS, flops_per_sample, floor_samples_per_s,
-                        make_data, sgemm_rate)
+                        make_data, sgemm_rate, warm_up)
 else:
     from .common import (LR, MOMENTUM, WORKLOADS, flops_per_sample, floor_samples_per_s,
-                         make_data, sgemm_rate)
+                         make_data, sgemm_rate, warm_up)
 
 PAUSE = 0.15  # seconds between timed epochs of different frameworks
 MIN_TIMED = 0.1  # seconds of consecutive epochs per timing
@@ -355,14 +355,6 @@ def xla_gemm_rate(dtype="float32", n=2048, reps=1):
     return 2.0 * a.shape[0] ** 3 / float(np.median(times))
 
 
-def _warm(run):
-    """``run()`` untimed, at least once and for ``WARM`` seconds."""
-    t = time.perf_counter()
-    run()
-    while time.perf_counter() - t < WARM:
-        run()
-
-
 def compare_workload(name, sizes, batch, n, frameworks, rounds, dtype="float32", log=print):
     """Interleaved epochs of every framework plus one GEMM timing per round (in ``dtype``);
     returns a dict."""
@@ -393,7 +385,7 @@ def compare_workload(name, sizes, batch, n, frameworks, rounds, dtype="float32",
             # let the previous framework's worker threads (OpenBLAS, OpenMP, Eigen) stop
             # spin-waiting first, so no framework pays for another's idle pool
             time.sleep(PAUSE)
-            _warm(tr.epoch)
+            warm_up(tr.epoch, WARM)
             t = time.perf_counter()
             for _ in range(reps[fw]):
                 tr.epoch()
@@ -484,8 +476,8 @@ def cost_curve(dtype="float32", log=print, rounds=5):
         ts, rates = [], []
         for _ in range(rounds):
             time.sleep(PAUSE)  # NumPy's BLAS threads (the GEMM below) stop spinning first
-            _warm(lambda: net.fit(X[:2 * batch], y[:2 * batch], epochs=1, batch_size=batch,
-                                  optimizer=opt))
+            warm_up(lambda: net.fit(X[:2 * batch], y[:2 * batch], epochs=1,
+                                    batch_size=batch, optimizer=opt), WARM)
             t = time.perf_counter()
             net.fit(X, y, epochs=1, batch_size=batch, optimizer=opt, shuffle=False)
             ts.append((time.perf_counter() - t) / steps)

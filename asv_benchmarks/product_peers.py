@@ -30,9 +30,9 @@ from fastbp.kernels.cpu import gradient_step as gs
 
 if __package__ in (None, ""):  # run as a script: make ``common`` importable
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from common import WORKLOADS
+    from common import WORKLOADS, warm_up
 else:
-    from .common import WORKLOADS
+    from .common import WORKLOADS, warm_up
 
 LR = 1e-3
 THREADED = gemm.THREADED_NO_STREAM
@@ -145,8 +145,8 @@ def measure(sizes, batch, dtype="float32", threads=(2,), rounds=7, frameworks=No
             out=print, pause=PAUSE, warm=WARM):
     """GFLOP/s per product, framework and thread count (medians over interleaved rounds):
     ``{(threads, label): {framework: GFLOP/s}}``. ``frameworks``: a subset of fastbp, numpy,
-    torch (torch only where installed). ``pause``: seconds before each timing (``PAUSE``), ``warm``:
-    of untimed calls then (``WARM``)."""
+    torch (torch only where installed). ``pause``: seconds before each timing (``PAUSE``);
+    ``warm``: seconds of untimed calls then, at least one (``WARM``)."""
     try:
         import torch
     except ImportError:
@@ -181,9 +181,7 @@ def measure(sizes, batch, dtype="float32", threads=(2,), rounds=7, frameworks=No
                         f = run[name][0]
                         reps = max(1, int(2e8 // fl))
                         time.sleep(pause)
-                        t0 = time.perf_counter()  # untimed calls first (see WARM)
-                        while time.perf_counter() - t0 < warm:
-                            f()
+                        warm_up(f, warm)  # untimed calls first (see WARM)
                         t0 = time.perf_counter()
                         for _ in range(reps):
                             f()
