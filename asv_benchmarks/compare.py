@@ -14,11 +14,14 @@ framework's threads stop spinning, the framework runs untimed epochs for ``WARM`
 (the first milliseconds after an idle pause run slowly). Peers run only where installed
 (``pip install -e ".[peers]"``):
 
-  numpy      the same step written in plain NumPy (BLAS products, NumPy elementwise)
-  torch      PyTorch CPU eager: nn.Sequential + CrossEntropyLoss + optim.SGD
-  jax-step   JAX, one jitted step per minibatch, looped in Python
-  jax-scan   JAX, the whole epoch jitted as one lax.scan over the minibatches
-  sklearn    scikit-learn MLPClassifier(solver="sgd").partial_fit, one epoch per call
+  fastbp       ``Network.fit(X, y, epochs=k)``: one call for a timing's k epochs (the input
+               checks run once per call; every peer below prepares its data once too)
+  fastbp-fit1  ``Network.fit(X, y, epochs=1)`` once per epoch: the checks every epoch
+  numpy        the same step written in plain NumPy (BLAS products, NumPy elementwise)
+  torch        PyTorch CPU eager: nn.Sequential + CrossEntropyLoss + optim.SGD
+  jax-step     JAX, one jitted step per minibatch, looped in Python
+  jax-scan     JAX, the whole epoch jitted as one lax.scan over the minibatches
+  sklearn      scikit-learn MLPClassifier(solver="sgd").partial_fit, one epoch per call
 
 The floor is the step's matrix-product FLOPs (see common.flops_per_sample, ~6 * batch *
 weights) over the GEMM rate measured in this run in the run's dtype (n x n products through
@@ -54,7 +57,7 @@ MIN_TIMED = 0.1  # seconds of consecutive epochs per timing
 #: epochs timed straight after a 0.1 s sleep: medians 54-67 ms against 49-51 without one,
 #: twentieth session), so a timing measures the steady state a long fit runs in.
 WARM = 0.05
-FRAMEWORKS = ["fastbp", "numpy", "torch", "jax-step", "jax-scan", "sklearn"]
+FRAMEWORKS = ["fastbp", "fastbp-fit1", "numpy", "torch", "jax-step", "jax-scan", "sklearn"]
 #: Hidden layers' activation (``--activation``), read by every trainer when it is built.
 ACT = "relu"
 #: Every input times this (``--input-scale``): 1e-39 puts float32 inputs in the denormal range,
@@ -118,7 +121,21 @@ def _init_params(sizes, dtype, seed=0):
 
 # -- the trainers: each is built once (setup, compile) and then runs whole epochs ----------------
 
-class FastbpTrainer:
+class Trainer:
+    """A framework's training loop on prepared data: ``epoch()`` trains one epoch and
+    ``epochs(k)`` k consecutive ones (the timed unit; one epoch after another unless the
+    framework has a call for several)."""
+
+    def epochs(self, k):
+        for _ in range(k):
+            self.epoch()
+
+
+class FastbpTrainer(Trainer):
+    """fastbp as a training run calls it: ``fit(X, y, epochs=k)``, one call for a timing's
+    k epochs. Its input checks and conversion (X's finiteness, the labels' one-hot rows)
+    then run once per k epochs, as every peer here prepares its data once, in its
+    constructor. ``fastbp-fit1`` times one ``fit`` call per epoch instead."""
     name = "fastbp"
 
     def __init__(self, sizes, batch, X, y, dtype):
@@ -129,12 +146,28 @@ class FastbpTrainer:
         self.opt = fastbp.SGD(lr=LR, momentum=MOMENTUM)
         self.X, self.y, self.batch = X, y, batch
 
-    def epoch(self):
-        self.net.fit(self.X, self.y, epochs=1, batch_size=self.batch, optimizer=self.opt,
+    def fit(self, k):
+        # the same optimizer instance: its momentum carries over from call to call
+        self.net.fit(self.X, self.y, epochs=k, batch_size=self.batch, optimizer=self.opt,
                      shuffle=False)
 
+    def epochs(self, k):
+        self.fit(k)
 
-class NumpyTrainer:
+    def epoch(self):
+        self.fit(1)
+
+
+class FastbpFitPerEpochTrainer(FastbpTrainer):
+    """fastbp called once per epoch (``fit(X, y, epochs=1)`` in a loop, as a program that
+    evaluates between epochs would): every call checks and converts X and y again."""
+    name = "fastbp-fit1"
+
+    def epochs(self, k):
+        Trainer.epochs(self, k)
+
+
+class NumpyTrainer(Trainer):
     name = "numpy"
 
     def __init__(self, sizes, batch, X, y, dtype):
@@ -177,7 +210,7 @@ class NumpyTrainer:
             self.step(self.X[i:i + B], self.Y[i:i + B])
 
 
-class TorchTrainer:
+class TorchTrainer(Trainer):
     name = "torch"
 
     def __init__(self, sizes, batch, X, y, dtype):
@@ -239,7 +272,7 @@ def _jax_parts(sizes, dtype):
     return jax, jnp, step, params, vel
 
 
-class JaxStepTrainer:
+class JaxStepTrainer(Trainer):
     name = "jax-step"
 
     def __init__(self, sizes, batch, X, y, dtype):
@@ -256,7 +289,7 @@ class JaxStepTrainer:
         self.params, self.vel = self.jax.block_until_ready((p, v))
 
 
-class JaxScanTrainer:
+class JaxScanTrainer(Trainer):
     name = "jax-scan"
 
     def __init__(self, sizes, batch, X, y, dtype):
@@ -279,7 +312,7 @@ class JaxScanTrainer:
         self.params, self.vel = self.jax.block_until_ready((p, v))
 
 
-class SklearnTrainer:
+class SklearnTrainer(Trainer):
     name = "sklearn"
 
     def __init__(self, sizes, batch, X, y, dtype):
@@ -299,8 +332,9 @@ class SklearnTrainer:
         self.clf.partial_fit(self.X, self.y, classes=self.classes)
 
 
-TRAINERS = {"fastbp": FastbpTrainer, "numpy": NumpyTrainer, "torch": TorchTrainer,
-            "jax-step": JaxStepTrainer, "jax-scan": JaxScanTrainer, "sklearn": SklearnTrainer}
+TRAINERS = {"fastbp": FastbpTrainer, "fastbp-fit1": FastbpFitPerEpochTrainer,
+            "numpy": NumpyTrainer, "torch": TorchTrainer, "jax-step": JaxStepTrainer,
+            "jax-scan": JaxScanTrainer, "sklearn": SklearnTrainer}
 _MODULE = {"torch": "torch", "jax-step": "jax", "jax-scan": "jax", "sklearn": "sklearn"}
 
 
@@ -387,8 +421,7 @@ def compare_workload(name, sizes, batch, n, frameworks, rounds, dtype="float32",
             time.sleep(PAUSE)
             warm_up(tr.epoch, WARM)
             t = time.perf_counter()
-            for _ in range(reps[fw]):
-                tr.epoch()
+            tr.epochs(reps[fw])
             secs[fw].append((time.perf_counter() - t) / reps[fw])
         time.sleep(PAUSE)
         rates.append(sgemm_rate(reps=1, dtype=dtype))
@@ -445,7 +478,7 @@ def write_png(results, path):
         items = sorted(r["sps"].items(), key=lambda kv: -kv[1])
         names = [k for k, _ in items]
         vals = [v for _, v in items]
-        colors = ["tab:red" if k == "fastbp" else "tab:gray" for k in names]
+        colors = ["tab:red" if k.startswith("fastbp") else "tab:gray" for k in names]
         ax.barh(names[::-1], vals[::-1], color=colors[::-1])
         ax.axvline(r["floor"], color="k", ls="--", lw=1, label="GEMM floor")
         ax.set_title(f"{r['name']} {'-'.join(map(str, r['sizes']))}, batch {r['batch']}",

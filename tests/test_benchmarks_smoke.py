@@ -70,18 +70,40 @@ def test_benchmark_runs_once(cls, combo, methods):
 def test_compare_script_runs(tmp_path):
     from asv_benchmarks import compare
     md, png = tmp_path / "t.md", tmp_path / "t.png"
-    argv = ["-w", "digits", "-f", "fastbp,numpy", "--rounds", "1", "--markdown", str(md)]
+    argv = ["-w", "digits", "-f", "fastbp,fastbp-fit1,numpy", "--rounds", "1", "--markdown",
+            str(md)]
     try:
         import matplotlib  # noqa: F401
         argv += ["--png", str(png)]
     except ImportError:
         png = None
     results = compare.main(argv)
-    assert set(results[0]["sps"]) == {"fastbp", "numpy"}
+    assert set(results[0]["sps"]) == {"fastbp", "fastbp-fit1", "numpy"}
     assert results[0]["floor"] > 0
     assert "| digits | fastbp |" in md.read_text()
     if png is not None:
         assert png.stat().st_size > 0
+
+
+def test_compare_fastbp_epochs_train_as_one_call_per_epoch():
+    """The ``fastbp`` row times ``epochs(k)``, one ``fit(epochs=k)`` call; ``fastbp-fit1``
+    calls ``fit(epochs=1)`` k times. Both train the same k epochs: the same parameters, bit
+    for bit (the optimizer's momentum carries over between calls), and both match the NumPy
+    peer's k epochs (float64)."""
+    from asv_benchmarks import compare
+    sizes, k = [8, 16, 3], 3
+    X, y = compare.make_data(sizes, 32, "float64")
+    one_call = compare.FastbpTrainer(sizes, 4, X, y, "float64")
+    per_epoch = compare.FastbpFitPerEpochTrainer(sizes, 4, X, y, "float64")
+    npy = compare.NumpyTrainer(sizes, 4, X, y, "float64")
+    one_call.epochs(k)
+    per_epoch.epochs(k)
+    npy.epochs(k)
+    assert one_call.net.epochs_done == k and per_epoch.net.epochs_done == 1
+    for a, b, want in zip(one_call.net.weights + one_call.net.biases,
+                          per_epoch.net.weights + per_epoch.net.biases, npy.Ws + npy.bs):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(a, want, rtol=1e-9, atol=1e-12)
 
 
 def test_compare_script_learning_rate_option():
