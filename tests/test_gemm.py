@@ -260,6 +260,7 @@ def test_unthreaded_training_compiles_no_parallel_code():
     ("icelake-server", "+sse2,+avx2,+fma,+avx512f,+avx512bw", True),
     ("sapphirerapids", "+avx512f,+avx512vl", True),
     ("znver5", "+avx2,+avx512f,+avx512bw", False),   # measured slower there
+    ("znver4", "+avx2,+avx512f,+avx512bw", True),    # measured faster there
     ("znver3", "+avx2,+fma", False),
     ("haswell", "+avx2,+fma,-avx512f", False),       # no AVX-512: 16 accumulators don't fit
     ("generic", "", False)])
