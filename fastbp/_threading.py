@@ -1,9 +1,12 @@
 """Numba's threading layer, chosen deliberately when fastbp is imported.
 
-Only the standalone ``parallel=True`` kernels (``fastbp.kernels.sgd_update`` and
-``adam_update``) launch Numba parallel regions. fastbp's own drivers (fit, predict, loss,
-gradients) are serial, compiled ``nogil=True``, and leave the threads to BLAS; so two Python
-threads can train two networks at once, and a forked child can train, whatever the layer.
+Numba parallel regions are launched by the standalone ``parallel=True`` kernels
+(``fastbp.kernels.sgd_update`` and ``adam_update``) and by the compiled training and inference
+drivers where a net's products are large enough to split over the threads
+(``threaded_flag`` below), and only where ``products_may_thread`` allows it: a thread-safe
+layer, and not a forked child on a layer where that kills the child. Small nets run on the
+calling thread. The drivers are compiled ``nogil=True``, so two Python threads can train two
+networks at once, and a forked child can train, whatever the layer.
 
 The layers Numba can use differ in what survives concurrent calls and ``fork``:
 
