@@ -266,3 +266,29 @@ def test_product_peers_script_refuses_a_wrong_product(monkeypatch):
     with pytest.raises(AssertionError, match="fastbp: layer 1 A @ W"):
         product_peers.measure([24, 40, 8], 16, threads=(1,), rounds=1,
                               frameworks=("fastbp",), out=lambda s: None)
+
+
+def test_step_pieces_script_times_every_kernel_of_a_step():
+    """step_pieces.py times each product of a step (checked against float64 first), each
+    kernel the driver calls and all of them in one loop, on one thread, for a net with two
+    hidden layers: 3 forward products, 3 weight gradients, 2 deltas."""
+    from asv_benchmarks import step_pieces
+    lines = []
+    res = step_pieces.measure([12, 20, 16, 4], 8, calls=3, rounds=1, out=lines.append)
+    products = [k for k in res if "@" in k]
+    assert len(products) == 8 and sum(".T" in k and k.startswith("D") for k in products) == 2
+    kernels = [k for k in res if k.startswith(("forward", "loss", "output", "weight",
+                                                "hidden", "update"))]
+    assert len(kernels) == 3 + 1 + 1 + 3 + 2 + 1
+    assert all(0 < res[k] < 1 for k in products + kernels + ["products", "kernels", "step"])
+    assert res["products"] == pytest.approx(sum(res[k] for k in products))
+    assert res["tile GFLOP/s"] > 0
+    assert len(lines) == 1 + 1 + 8 + 1 + 1 + len(kernels) + 3 + 1
+
+
+def test_step_pieces_script_refuses_bad_arguments():
+    from asv_benchmarks import step_pieces
+    with pytest.raises(SystemExit):
+        step_pieces.main(["--sizes", "64"])
+    with pytest.raises(SystemExit):
+        step_pieces.main(["--batch", "0"])
