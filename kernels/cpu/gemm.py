@@ -61,7 +61,7 @@ def eight_row_tiles_pay(cpu_name, cpu_features):
     -> 160 GFLOP/s, second session; slower again in the eighth): there they stay 4 rows,
     as everywhere without AVX-512 (16 accumulators of 64 bytes would not fit in 16 AVX2
     registers). On an AMD EPYC (Zen 4, ``znver4``: 512-bit instructions on 256-bit units)
-    they were faster again: 1.00-1.14x on the threaded ``A @ B`` and ``A @ B.T`` from
+    they were faster again: 1.02-1.14x on the threaded ``A @ B`` and ``A @ B.T`` from
     128x256x128 to 256x2048x2048 and 1.05x on the one-thread 32x64x128 (two interleaved runs
     of 9 rounds, twenty-second session), so only Zen 5 keeps 4 rows. Decided from the CPU
     Numba compiles for, which is part of its cache key, so a cached product always matches.
