@@ -35,7 +35,17 @@ from fastbp.kernels.cpu.gradients import weight_gradients
 from fastbp.kernels.cpu.network import batch_loss_sum
 from fastbp.kernels.cpu.updates import sgd_range
 
+if __package__ in (None, ""):  # run as a script: make ``product_peers`` importable
+    import os
+    import sys
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from product_peers import flops, reference
+else:
+    from .product_peers import flops, reference
+
 LR, MOMENTUM = 1e-6, 0.9  # tiny: the loops update the same parameters many times
+#: ``product_peers``' product kinds, as the compiled loop's integer argument.
+KINDS = {"nn": 0, "tn": 1, "nt": 2}
 #: The register tile's reference product: every operand in L1 on any x86 core.
 TILE_SHAPE = (32, 128, 64)
 
@@ -152,29 +162,29 @@ def measure(sizes, batch, dtype="float32", calls=20000, rounds=5, out=print):
     rows = []
     flops_total = 0
 
-    def product(label, kind, A, B, shape, flops):
+    def product(label, kind, A, B):
         nonlocal flops_total
-        C = np.empty(shape, dt)
-        _products(kind, A, B, C, 1)
-        a, b = A.astype(np.float64), B.astype(np.float64)
-        ref = a @ b if kind == 0 else (a.T @ b if kind == 1 else a @ b.T)
+        ref = reference(kind, A, B)
+        C = np.empty(ref.shape, dt)
+        code = KINDS[kind]
+        _products(code, A, B, C, 1)
         tol = 1e-4 if dt == np.float32 else 1e-10
         if not np.allclose(C, ref, rtol=tol, atol=tol * max(1.0, float(np.abs(ref).max()))):
             raise AssertionError(f"{label}: the product differs from float64's")
-        t = _time(lambda n: _products(kind, A, B, C, n), calls, rounds)
+        t = _time(lambda n: _products(code, A, B, C, n), calls, rounds)
+        fl = flops(kind, A, B)
         res[label] = t
-        rows.append((label, t, flops / t))
-        flops_total += flops
+        rows.append((label, t, fl / t))
+        flops_total += fl
 
     for l in range(L):
         m, k, n = batch, sizes[l], sizes[l + 1]
-        product(f"A{l} @ W{l + 1}        {m}x{k}x{n}", 0, As[l], Ws[l], (m, n), 2 * m * k * n)
+        product(f"A{l} @ W{l + 1}        {m}x{k}x{n}", "nn", As[l], Ws[l])
     for l in range(L - 1, -1, -1):
         m, k, n = batch, sizes[l], sizes[l + 1]
-        product(f"A{l}.T @ D{l + 1}      {k}x{m}x{n}", 1, As[l], Ds[l], (k, n), 2 * m * k * n)
+        product(f"A{l}.T @ D{l + 1}      {k}x{m}x{n}", "tn", As[l], Ds[l])
         if l > 0:
-            product(f"D{l + 1} @ W{l + 1}.T      {m}x{n}x{k}", 2, Ds[l], Ws[l], (m, k),
-                    2 * m * k * n)
+            product(f"D{l + 1} @ W{l + 1}.T      {m}x{n}x{k}", "nt", Ds[l], Ws[l])
     products = sum(t for _, t, _ in rows)
     res["products"] = products
 
